@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { bf16ToF32, f16ToF32 } from './dtype-convert.js';
+import { bf16ToF32, f16ToF32 } from '../tensor/dtype-convert.js';
 
 export type SafetensorsDType =
   | 'F64'

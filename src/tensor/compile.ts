@@ -138,12 +138,22 @@ export function variableData(v: Variable): TypedArray {
   return viewBytes(readRegion(st.path, st.offset, st.byteLength), st.dtype);
 }
 
+function bf16ToF32Words(w: Uint16Array): Float32Array {
+  const u = new Uint32Array(w.length);
+  for (let i = 0; i < w.length; i++) u[i] = w[i]! << 16;
+  return new Float32Array(u.buffer);
+}
+
 function feedTensor(t: Tensor, name: string): ort.Tensor {
   let data: TypedArray;
   let dtype: DType;
   if (t instanceof Variable) {
     data = variableData(t);
     dtype = t.storage.dtype;
+    if (dtype === 'bfloat16') {
+      data = bf16ToF32Words(data as Uint16Array);
+      dtype = 'float32';
+    }
   } else {
     data = t.value!;
     dtype = t.dtype;

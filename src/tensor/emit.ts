@@ -183,13 +183,15 @@ export function hasEmitter(op: string): boolean {
 function emitLeaf(e: Emitter, t: Tensor, role: string, name: string): void {
   if (t instanceof Variable) {
     const st = t.storage;
-    const storeName = st.dtype === t.dtype ? name : `${name}_stored`;
+    // bfloat16 cannot be fed to ONNX Runtime from JavaScript: such feeds arrive as float32 (exact).
+    const stored = role === 'feed' && st.dtype === 'bfloat16' ? 'float32' : st.dtype;
+    const storeName = stored === t.dtype ? name : `${name}_stored`;
     if (role === 'feed') {
-      e.feed(storeName, t, st.dtype);
+      e.feed(storeName, t, stored);
     } else {
-      e.external(storeName, st.dtype, t.shape, externalRegion(st));
+      e.external(storeName, stored, t.shape, externalRegion(st));
     }
-    if (st.dtype !== t.dtype) e.node('Cast', [storeName], { to: ONNX_ELEM_TYPE[t.dtype] }, name);
+    if (stored !== t.dtype) e.node('Cast', [storeName], { to: ONNX_ELEM_TYPE[t.dtype] }, name);
     return;
   }
   if (role === 'input') {

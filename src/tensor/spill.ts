@@ -5,7 +5,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesOf, type TypedArray } from './dtype.js';
-import type { Storage } from './tensor.js';
+import type { ResolvedStorage } from './tensor.js';
 
 export interface FileRegion {
   path: string;
@@ -36,7 +36,7 @@ function spillFile(): NonNullable<typeof spill> {
 }
 
 /** Where a storage's bytes are on disk (writing host data to the spill file once). */
-export function externalRegion(storage: Storage): FileRegion {
+export function externalRegion(storage: ResolvedStorage): FileRegion {
   if (storage.kind === 'file') return { path: storage.path, offset: storage.offset, byteLength: storage.byteLength };
   const known = written.get(storage.data);
   if (known) return known;

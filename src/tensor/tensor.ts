@@ -101,10 +101,19 @@ export function symbolicInput(name: string, shape: Shape, dtype: DType): Tensor 
   return new Tensor('input', [], { name }, [...shape], dtype);
 }
 
-/** Where a variable's bytes live: in JavaScript memory, or in a region of a file (a checkpoint). */
+/**
+ * Where a variable's bytes live: in JavaScript memory, in a region of a file (a checkpoint),
+ * not yet computed (an initialiser run on first use, so building a large model costs nothing
+ * until it is used), or nowhere yet (to be loaded from a checkpoint).
+ */
 export type Storage =
   | { kind: 'host'; dtype: DType; data: TypedArray }
-  | { kind: 'file'; dtype: DType; path: string; offset: number; byteLength: number };
+  | { kind: 'file'; dtype: DType; path: string; offset: number; byteLength: number }
+  | { kind: 'lazy'; dtype: DType; init: () => TypedArray }
+  | { kind: 'empty'; dtype: DType };
+
+/** A storage whose bytes exist (host memory or a file region). */
+export type ResolvedStorage = Exclude<Storage, { kind: 'lazy' } | { kind: 'empty' }>;
 
 let nextVarUid = 1;
 
@@ -117,6 +126,8 @@ export class Variable extends Tensor {
   readonly uid: number;
   /** Bumped on every assign(); part of the session cache key when the variable is baked in. */
   version = 0;
+  /** Its state-dict key once known (for error messages). */
+  name: string | undefined;
   private _storage: Storage;
 
   constructor(shape: Shape, dtype: DType, storage?: Storage) {
@@ -126,7 +137,23 @@ export class Variable extends Tensor {
     this.checkStorage(this._storage);
   }
 
-  get storage(): Storage {
+  /** The storage, with a lazy initialiser run now (an empty one is an error naming the variable). */
+  get storage(): ResolvedStorage {
+    const s = this._storage;
+    if (s.kind === 'lazy') {
+      const data = s.init();
+      this._storage = { kind: 'host', dtype: s.dtype, data };
+      this.checkStorage(this._storage);
+      return this._storage as { kind: 'host'; dtype: DType; data: TypedArray };
+    }
+    if (s.kind === 'empty') {
+      throw new Error(`${this.name ?? `variable ${fmtShape(this.shape)}`} has no value: it was never initialised or loaded from a checkpoint`);
+    }
+    return s;
+  }
+
+  /** The storage as it is, without materialising it. */
+  get rawStorage(): Storage {
     return this._storage;
   }
 
@@ -141,6 +168,7 @@ export class Variable extends Tensor {
 
   private checkStorage(s: Storage): void {
     const n = numel(this.shape);
+    if (s.kind === 'lazy' || s.kind === 'empty') return;
     if (s.kind === 'host') {
       checkArrayDType(s.data, s.dtype, 'Variable.assign');
       if (s.data.length !== n) {

@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from
 import { join, relative } from 'node:path';
 import { areaSelected, fixtureRoot } from '../helpers/fixtures.js';
 import { SAFETENSORS_ITEMSIZE, SafetensorsFile, type SafetensorsDType } from '../../src/io/safetensors.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/dtype-convert.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype-convert.js';
 
 function walk(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir).sort()) {

@@ -18,7 +18,7 @@ import {
   type SafetensorsDType,
   type TensorToWrite,
 } from '../../src/io/safetensors.js';
-import { bf16ToF32, f16ToF32, f32BitsToF16, f32ToBf16, f32ToF16 } from '../../src/io/dtype-convert.js';
+import { bf16ToF32, f16ToF32, f32BitsToF16, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype-convert.js';
 
 let dir = '';
 before(() => {
