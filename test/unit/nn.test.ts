@@ -170,8 +170,8 @@ test('Linear, LayerNorm, Embedding, MultiheadAttention forward match independent
   const lin = new nn.Linear(4, 3);
   const xs = randomArray(2 * 4, lcg(11));
   const y = (await lin.forward(T.tensor(xs, [2, 4])).data()) as Float32Array;
-  const w = lin.weight.storage.data as Float32Array;
-  const b = lin.bias!.storage.data as Float32Array;
+  const w = (lin.weight.storage as { data: Float32Array }).data;
+  const b = (lin.bias!.storage as { data: Float32Array }).data;
   const ref: number[] = [];
   for (let i = 0; i < 2; i++) for (let o = 0; o < 3; o++) {
     let s = b[o]!;
@@ -181,7 +181,7 @@ test('Linear, LayerNorm, Embedding, MultiheadAttention forward match independent
   assertClose(y, ref, { atol: 1e-6, rtol: 1e-5 }, 'linear');
 
   const emb = new nn.Embedding(5, 2);
-  const ew = emb.weight.storage.data as Float32Array;
+  const ew = (emb.weight.storage as { data: Float32Array }).data;
   const got = await emb.forward(T.tensor([4, 0], [2], 'int64')).data();
   assert.deepEqual(Array.from(got as Float32Array), [ew[8], ew[9], ew[0], ew[1]]);
 
@@ -193,9 +193,9 @@ test('Linear, LayerNorm, Embedding, MultiheadAttention forward match independent
   mha.in_proj_bias!.assign(randomArray(3 * E, lcg(5)));
   const q = randomArray(L * 1 * E, lcg(9));
   const out = (await mha.forward(T.tensor(q, [L, 1, E]), T.tensor(q, [L, 1, E]), T.tensor(q, [L, 1, E])).data()) as Float32Array;
-  const W = mha.in_proj_weight.storage.data as Float32Array;
-  const B = mha.in_proj_bias!.storage.data as Float32Array;
-  const Wo = mha.out_proj.weight.storage.data as Float32Array;
+  const W = (mha.in_proj_weight.storage as { data: Float32Array }).data;
+  const B = (mha.in_proj_bias!.storage as { data: Float32Array }).data;
+  const Wo = (mha.out_proj.weight.storage as { data: Float32Array }).data;
   const proj = (which: number, l: number, j: number) => {
     let s = B[which * E + j]!;
     for (let k = 0; k < E; k++) s += q[l * E + k]! * W[(which * E + j) * E + k]!;
