@@ -1,1 +1,6 @@
-export const VERSION = "0.1.0";
+// sgm-ts: the library entry point.
+export { VERSION } from './version.js';
+export * as tensor from './tensor/index.js';
+export * as nn from './nn/index.js';
+export * from './io/safetensors.js';
+export * from './io/checkpoint.js';
