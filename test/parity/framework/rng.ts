@@ -4,10 +4,10 @@
 // torch.randint, torch.randn_like, torch.Generator with generator=g, ...), evaluated by the tiny
 // interpreter below, so a new case written the same way runs without code changes.
 import assert from 'node:assert/strict';
-import { parityArea, loadIo, type IoTensor, type ParityCase } from '../helpers/fixtures.js';
-import { assertClose, type Tolerance } from '../helpers/close.js';
+import { loadIo, type CaseRunner, type IoTensor, type ParityCase } from '../../helpers/fixtures.js';
+import { assertClose, type Tolerance } from '../../helpers/close.js';
 import type { TestContext } from 'node:test';
-import { Generator, RandomState, defaultGenerator, logCR, manualSeed, type RandomDType } from '../../src/tensor/random.js';
+import { Generator, RandomState, defaultGenerator, logCR, manualSeed, type RandomDType } from '../../../src/tensor/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // A tiny evaluator for the `fn` snippets
@@ -607,7 +607,8 @@ function runNumpyRng(c: ParityCase, t: TestContext): void {
   assertAllOutputsChecked(c, io, checked);
 }
 
-parityArea('framework', {
+/** Runners for the RNG kinds of the framework area. */
+export const rngRunners: Record<string, CaseRunner> = {
   torch_rng: (c) => runTorchRng(c),
   numpy_rng: (c, t) => runNumpyRng(c, t),
-});
+};
