@@ -103,11 +103,15 @@ export function arange(start: number, end?: number, step = 1, dtype: DType = 'in
 export function linspace(start: number, end: number, steps: number, dtype: DType = 'float32'): Tensor {
   if (!Number.isInteger(steps) || steps < 0) throw new ShapeError('linspace', `steps must be a non-negative integer, got ${steps}`);
   const vals = new Array<number>(steps);
-  if (dtype === 'float32') {
+  if (steps === 1) {
+    // torch fills a single step with `start`.
+    vals[0] = start;
+  } else if (dtype === 'float32') {
     const f = Math.fround;
     const s = f(start);
     const e = f(end);
-    const step = steps > 1 ? f((e - s) / (steps - 1)) : 0;
+    // The kernel computes in float: (end - start) rounds to float before the division.
+    const step = steps > 1 ? f(f(e - s) / (steps - 1)) : 0;
     const half = Math.floor(steps / 2);
     for (let i = 0; i < steps; i++) vals[i] = i < half ? f(s + f(step * i)) : f(e - f(step * (steps - i - 1)));
   } else {
@@ -527,8 +531,8 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 }
 
 export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
-  const ax = axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normAxes('squeeze', axes, x.ndim);
-  for (const a of ax) if (x.shape[a] !== 1) throw new ShapeError('squeeze', `dim ${a} of ${fmtShape(x.shape)} is not 1`);
+  // torch: dims whose size is not 1 are left alone.
+  const ax = (axes === undefined ? x.shape.map((_, i) => i) : normAxes('squeeze', axes, x.ndim)).filter((a) => x.shape[a] === 1);
   return reshape(x, x.shape.filter((_, i) => !ax.includes(i)));
 }
 
@@ -598,8 +602,15 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
   return new Tensor('flip', [x], { axes: ax }, x.shape, x.dtype);
 }
 
-/** torch.narrow. */
-export const narrow = (x: Tensor, axis: number, start: number, length: number): Tensor => slice(x, axis, start, start + length);
+/** torch.narrow (a negative start counts from the end). */
+export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
+  const n = x.shape[normAxis('narrow', axis, x.ndim)]!;
+  const s = start < 0 ? start + n : start;
+  if (!Number.isInteger(s) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > n) {
+    throw new ShapeError('narrow', `start ${start} and length ${length} out of range for dim ${axis} of ${fmtShape(x.shape)}`);
+  }
+  return slice(x, axis, s, s + length);
+}
 
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new ShapeError('concat', 'needs at least one tensor');
