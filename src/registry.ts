@@ -11,6 +11,8 @@
 import { Registry, placeholder, registry } from './config/registry.js';
 import type { TargetDef } from './config/registry.js';
 import * as nn from './nn/index.js';
+import { registerFrameworkTargets } from './modules/diffusionmodules/targets.js';
+import { registerSamplerTargets } from './modules/diffusionmodules/sampling_targets.js';
 
 export interface PlaceholderGroup {
   /** Which part of the project implements these targets. */
@@ -158,5 +160,7 @@ export function registerPlaceholders(reg: Registry): void {
 }
 
 registerPlaceholders(registry);
+registerFrameworkTargets(registry);
+registerSamplerTargets(registry);
 
 export { registry };

@@ -140,7 +140,12 @@ function binary(op: string, a: TensorLike, b: TensorLike, outDType?: DType): Ten
 export const add = (a: TensorLike, b: TensorLike): Tensor => binary('add', a, b);
 export const sub = (a: TensorLike, b: TensorLike): Tensor => binary('sub', a, b);
 export const mul = (a: TensorLike, b: TensorLike): Tensor => binary('mul', a, b);
-export const div = (a: TensorLike, b: TensorLike): Tensor => binary('div', a, b);
+/** True division. torch promotes integer operands to float; here they must be cast explicitly. */
+export function div(a: TensorLike, b: TensorLike): Tensor {
+  const t = binary('div', a, b);
+  if (!isFloat(t.dtype)) throw new ShapeError('div', `integer (${t.dtype}) division: cast the operands to a float dtype first (torch.div promotes to float)`);
+  return t;
+}
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('maximum', a, b);
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('minimum', a, b);
 export const eq = (a: TensorLike, b: TensorLike): Tensor => binary('eq', a, b, 'bool');
