@@ -6,3 +6,4 @@ export { compile, evaluate, setRuntimeDefaults, getRuntimeDefaults, engineStats,
 export { gradients, valueAndGrad, grad, hasVJP, registerVJP, NON_DIFFERENTIABLE, type VJP } from './autodiff.js';
 export { Generator, RandomState, defaultGenerator, manualSeed } from './random.js';
 export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16 } from './dtype-convert.js';
+export { interpolate, kresize, gaussianKernel1d, type InterpolateMode, type InterpolateOptions, type KResizeOptions } from './resample.js';
