@@ -4,6 +4,7 @@
 // autodiff.ts; composite ops here are built from primitives and need neither.
 import { allocate, isFloat, type DType, type TypedArray } from './dtype.js';
 import { constant, fmtShape, numel, ShapeError, Tensor, type Attrs, type Shape } from './tensor.js';
+import { fma32 } from './random.js';
 
 export type TensorLike = Tensor | number;
 
@@ -97,8 +98,46 @@ export function arange(start: number, end?: number, step = 1, dtype: DType = 'in
 }
 
 /**
- * torch.linspace(start, end, steps) in float32: the first half counts up from start and the second
- * half down from end with the same float32 step, which makes the last value exactly `end`.
+ * Exact fused multiply-add in float64, round(a * b + c) with one rounding (the values of the
+ * linspace kernel, whose multiply-adds the compiler fuses). Exact integer arithmetic on the
+ * significands; inputs and result are finite and normal here.
+ */
+function fma64(a: number, b: number, c: number): number {
+  if (a === 0 || b === 0) return c;
+  const dv = new DataView(new ArrayBuffer(8));
+  const parts = (x: number): [bigint, number] => {
+    if (x === 0) return [0n, 0];
+    dv.setFloat64(0, x);
+    const hi = dv.getUint32(0);
+    const bexp = (hi >>> 20) & 0x7ff;
+    let m = (BigInt(hi & 0xfffff) << 32n) | BigInt(dv.getUint32(4));
+    let e = -1074;
+    if (bexp !== 0) {
+      m |= 1n << 52n;
+      e = bexp - 1075;
+    }
+    return [hi >>> 31 ? -m : m, e];
+  };
+  const [ma, ea] = parts(a);
+  const [mb, eb] = parts(b);
+  const [mc, ec] = parts(c);
+  const ep = ea + eb;
+  const e = Math.min(ep, ec);
+  const exact = ((ma * mb) << BigInt(ep - e)) + (mc << BigInt(ec - e));
+  // Number(bigint) rounds to nearest even; the power-of-two scaling is then exact.
+  return Number(exact) * 2 ** e;
+}
+
+/**
+ * torch.linspace(start, end, steps) for float32 and float64, as PyTorch 1.13's CPU kernel (AVX2
+ * build) computes it; checked bit for bit against the reference's values in the parity fixtures.
+ * step = (end - start) / (steps - 1) in the dtype. Element i is `start + step*i` below steps/2 and
+ * `end - step*(steps-1-i)` from there on, each one fused multiply-add. While at least two vectors'
+ * worth of elements remain (16 float32 / 8 float64), the kernel fills two vectors of 8 (float32)
+ * or 4 (float64) lanes at a time instead: a vector's first lane takes the two-sided value at its
+ * index and lane k adds k*step to it (fused), whichever half the lanes fall in. So the last element
+ * is exactly `end` only when it is not in a vector (steps % 16 != 0 for float32). Other dtypes:
+ * the two-sided formula in double, truncated.
  */
 export function linspace(start: number, end: number, steps: number, dtype: DType = 'float32'): Tensor {
   if (!Number.isInteger(steps) || steps < 0) throw new ShapeError('linspace', `steps must be a non-negative integer, got ${steps}`);
@@ -106,14 +145,27 @@ export function linspace(start: number, end: number, steps: number, dtype: DType
   if (steps === 1) {
     // torch fills a single step with `start`.
     vals[0] = start;
-  } else if (dtype === 'float32') {
-    const f = Math.fround;
-    const s = f(start);
-    const e = f(end);
-    // The kernel computes in float: (end - start) rounds to float before the division.
-    const step = steps > 1 ? f(f(e - s) / (steps - 1)) : 0;
+  } else if (dtype === 'float32' || dtype === 'float64') {
+    const f32 = dtype === 'float32';
+    const round = f32 ? Math.fround : (x: number): number => x;
+    const fma = f32 ? fma32 : fma64;
+    const lanes = f32 ? 8 : 4;
+    const s = round(start);
+    const e = round(end);
+    // The kernel computes in the dtype: (end - start) rounds before the division.
+    const step = round(round(e - s) / (steps - 1));
     const half = Math.floor(steps / 2);
-    for (let i = 0; i < steps; i++) vals[i] = i < half ? f(s + f(step * i)) : f(e - f(step * (steps - i - 1)));
+    const at = (i: number): number => (i < half ? fma(step, i, s) : fma(-step, steps - 1 - i, e));
+    let i = 0;
+    // Two vectors per iteration (ATen's vectorized_loop), then the rest one by one.
+    for (; i + 2 * lanes <= steps; i += 2 * lanes) {
+      for (let v = i; v < i + 2 * lanes; v += lanes) {
+        const base = at(v);
+        vals[v] = base;
+        for (let k = 1; k < lanes; k++) vals[v + k] = fma(k, step, base);
+      }
+    }
+    for (; i < steps; i++) vals[i] = at(i);
   } else {
     const step = steps > 1 ? (end - start) / (steps - 1) : 0;
     const half = Math.floor(steps / 2);

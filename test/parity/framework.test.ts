@@ -9,6 +9,7 @@ import { sigmaSamplingRunners } from './framework/sigma_sampling.js';
 import { guiderRunners } from './framework/guider.js';
 import { lossRunners } from './framework/loss.js';
 import { lrSchedulerRunners } from './framework/lr_scheduler.js';
+import { samplerRunners } from './framework/sampler.js';
 
 parityArea('framework', {
   ...rngRunners,
@@ -20,4 +21,5 @@ parityArea('framework', {
   ...guiderRunners,
   ...lossRunners,
   ...lrSchedulerRunners,
+  ...samplerRunners,
 });
