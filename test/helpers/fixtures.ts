@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { SafetensorsFile, type SafetensorsArray, type SafetensorsDType } from '../../src/io/safetensors.js';
+import { readSafetensors, type SafetensorsTensor } from '../../src/io/safetensors.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -25,27 +25,12 @@ export interface ParityCase {
   weightsPath: string | null;
 }
 
-export interface IoTensor {
-  dtype: SafetensorsDType;
-  shape: number[];
-  data: SafetensorsArray;
-}
-
-/** Reads every tensor of a safetensors file (fixture files are small). */
-export function readAll(path: string): Map<string, IoTensor> {
-  const f = SafetensorsFile.open(path);
-  try {
-    const out = new Map<string, IoTensor>();
-    for (const info of f.tensors()) out.set(info.name, { dtype: info.dtype, shape: info.shape, data: f.read(info.name) });
-    return out;
-  } finally {
-    f.close();
-  }
-}
+/** A tensor of a fixture's safetensors file (as read by readSafetensors). */
+export type IoTensor = SafetensorsTensor;
 
 export function loadIo(c: ParityCase): Map<string, IoTensor> {
   if (!c.ioPath) throw new Error(`${c.area}/${c.name}: the case has no .io.safetensors file`);
-  return readAll(c.ioPath);
+  return readSafetensors(c.ioPath);
 }
 
 /** Lists the cases (NAME.json with a `kind`) of one area folder, sorted by name. */

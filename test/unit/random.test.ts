@@ -13,6 +13,7 @@ import {
   logCR,
   manualSeed,
 } from '../../src/tensor/random.js';
+import { exactParts, logUlpOffset } from '../helpers/exact-log.js';
 
 /** |got - quoted| <= half a unit in the quoted value's last decimal place. */
 function assertQuoted(got: ArrayLike<number>, quoted: string[], label: string): void {
@@ -32,23 +33,6 @@ function sameBits(a: ArrayLike<number>, b: ArrayLike<number>, label: string): vo
 // ---------------------------------------------------------------------------------------------
 // Independent exact references (BigInt)
 // ---------------------------------------------------------------------------------------------
-
-/** A finite double as M * 2^e with M an integer (M = 0 for zero). */
-function exactParts(x: number): { M: bigint; e: number } {
-  if (x === 0) return { M: 0n, e: 0 };
-  let e = 0;
-  let m = Math.abs(x);
-  while (m >= 2) {
-    m /= 2;
-    e++;
-  }
-  while (m < 1) {
-    m *= 2;
-    e--;
-  }
-  const M = BigInt(m * 2 ** 52);
-  return { M: x < 0 ? -M : M, e: e - 52 };
-}
 
 /** round_f32(a*b + c) computed exactly with BigInt, ties to even, subnormals and overflow. */
 function fma32Reference(a: number, b: number, c: number): number {
@@ -77,31 +61,6 @@ function fma32Reference(a: number, b: number, c: number): number {
   const v = Number(mag) * 2 ** q;
   const r = v > 3.4028234663852886e38 ? Infinity : v;
   return neg ? -r : r;
-}
-
-const FIX = 320n;
-function atanhFixed(num: bigint, den: bigint): bigint {
-  const s = (num << FIX) / den;
-  const s2 = (s * s) >> FIX;
-  let term = s;
-  let sum = 0n;
-  for (let k = 1n; term !== 0n; k += 2n) {
-    sum += term / k;
-    term = (term * s2) >> FIX;
-  }
-  return sum;
-}
-const LN2_FIXED = 2n * atanhFixed(1n, 3n);
-
-/** (ln(x) - y) in ulps of y, from a 320-bit fixed-point log (x > 0, y != 0). */
-function logUlpOffset(x: number, y: number): number {
-  const px = exactParts(x); // x = M 2^e, M in [2^52, 2^53)
-  const one = 1n << 52n;
-  const exact = 2n * atanhFixed(px.M - one, px.M + one) + BigInt(px.e + 52) * LN2_FIXED;
-  const py = exactParts(y);
-  const shift = BigInt(py.e) + FIX;
-  const yFixed = py.M << shift;
-  return Number(((exact - yFixed) << 32n) / (1n << shift)) / 2 ** 32;
 }
 
 /** A deterministic source of test inputs (not the code under test). */

@@ -3,8 +3,8 @@
 // saw (aux.net.*) where recorded, and the module's state dict against the weights file.
 import assert from 'node:assert/strict';
 import type { CaseRunner, ParityCase } from '../../helpers/fixtures.js';
-import { readAll } from '../../helpers/fixtures.js';
 import { recordingFakeNetwork } from '../../helpers/fake-network.js';
+import { readSafetensors } from '../../../src/io/safetensors.js';
 import type { Denoiser } from '../../../src/modules/diffusionmodules/denoiser.js';
 import * as T from '../../../src/tensor/index.js';
 import { CaseIo, condFrom, instantiateCase, parseCall } from './common.js';
@@ -50,7 +50,7 @@ async function runDenoiser(c: ParityCase): Promise<void> {
   }
   // The module's state dict (DiscreteDenoiser's `sigmas` buffer) is the reference's.
   if (c.weightsPath) {
-    const weights = readAll(c.weightsPath);
+    const weights = readSafetensors(c.weightsPath);
     const sd = denoiser.stateDict();
     assert.deepEqual([...sd.keys()].sort(), [...weights.keys()].sort(), `${c.name}: state dict keys`);
     for (const [k, v] of sd) {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { loadIo, type CaseRunner, type IoTensor, type ParityCase } from '../../helpers/fixtures.js';
 import { assertClose, type Tolerance } from '../../helpers/close.js';
+import { logUlpOffset } from '../../helpers/exact-log.js';
 import type { TestContext } from 'node:test';
 import { Generator, RandomState, defaultGenerator, logCR, manualSeed, type RandomDType } from '../../../src/tensor/random.js';
 
@@ -505,45 +506,6 @@ interface NumpyCase {
 // everything must then match bit for bit.
 const GLIBC_LOG_MARGIN = 0.02; // ulp: 0.52 - 0.5, glibc's documented bound
 
-const FIX = 320n; // fixed-point fraction bits of the reference log
-function atanhFixed(num: bigint, den: bigint): bigint {
-  const s = (num << FIX) / den;
-  const s2 = (s * s) >> FIX;
-  let term = s;
-  let sum = 0n;
-  for (let k = 1n; term !== 0n; k += 2n) {
-    sum += term / k;
-    term = (term * s2) >> FIX;
-  }
-  return sum;
-}
-const LN2_FIXED = 2n * atanhFixed(1n, 3n);
-/** x = m * 2^e with m in [1, 2) as a 53-bit integer M (m = M / 2^52); x > 0 finite. */
-function decompose(x: number): { M: bigint; e: number } {
-  let e = 0;
-  let m = x;
-  while (m >= 2) {
-    m /= 2;
-    e++;
-  }
-  while (m < 1) {
-    m *= 2;
-    e--;
-  }
-  return { M: BigInt(m * 2 ** 52), e };
-}
-/** (ln(x) - y) in units of ulp(y), from a 320-bit reference log. */
-function logUlpOffset(x: number, y: number): number {
-  const dx = decompose(x);
-  const one = 1n << 52n;
-  const exact = 2n * atanhFixed(dx.M - one, dx.M + one) + BigInt(dx.e) * LN2_FIXED;
-  const dy = decompose(Math.abs(y));
-  const shift = BigInt(dy.e - 52) + FIX;
-  if (shift < 0n) throw new Error('logUlpOffset: y too small for the reference');
-  const yFixed = (y < 0 ? -dy.M : dy.M) << shift;
-  const ulp = 1n << shift;
-  return Number(((exact - yFixed) << 32n) / ulp) / 2 ** 32;
-}
 function adjacentDouble(y: number, up: boolean): number {
   const b = new BigInt64Array(new Float64Array([y]).buffer);
   b[0] += (y > 0) === up ? 1n : -1n;
