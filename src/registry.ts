@@ -13,6 +13,7 @@ import type { TargetDef } from './config/registry.js';
 import * as nn from './nn/index.js';
 import { registerFrameworkTargets } from './modules/diffusionmodules/targets.js';
 import { registerSamplerTargets } from './modules/diffusionmodules/sampling_targets.js';
+import { registerUNetTargets } from './modules/diffusionmodules/openaimodel_targets.js';
 
 export interface PlaceholderGroup {
   /** Which part of the project implements these targets. */
@@ -162,5 +163,6 @@ export function registerPlaceholders(reg: Registry): void {
 registerPlaceholders(registry);
 registerFrameworkTargets(registry);
 registerSamplerTargets(registry);
+registerUNetTargets(registry);
 
 export { registry };

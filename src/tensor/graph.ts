@@ -101,7 +101,7 @@ export function plan(outputs: readonly Tensor[], opts: PlanOptions): Plan {
     } else if (role === 'input') {
       lines.push(`I|${head}|${String(t.attrs.name)}`);
     } else if (t instanceof Variable) {
-      const st = t.storage.dtype;
+      const st = t.rawStorage.dtype;
       lines.push(role === 'feed' ? `VF|${head}|${st}` : `VB|${head}|${st}|${t.uid}.${t.version}`);
     } else if (role === 'feed') {
       lines.push(`CF|${head}`);
