@@ -16,6 +16,8 @@ export interface RuntimeOptions {
   device?: Device;
   /** Intra-op threads (default: ONNX Runtime's choice, all cores). */
   threads?: number;
+  /** ONNX Runtime graph optimisation level (default 'all'). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 export interface CompileOptions extends RuntimeOptions {
@@ -65,7 +67,7 @@ async function createSession(p: Plan, opts: RuntimeOptions, name?: string): Prom
   const device = opts.device ?? 'cpu';
   const so: ort.InferenceSession.SessionOptions = {
     executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: opts.optimization ?? 'all',
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     ...(em.externalRoot ? { extra: { session: { model_external_initializers_file_folder_path: em.externalRoot } } } : {}),
   };
@@ -93,7 +95,7 @@ const EAGER_CACHE_SIZE = 64;
 const eagerCache = new Map<string, Promise<SessionEntry>>();
 
 function optionsKey(o: RuntimeOptions): string {
-  return `${o.device ?? 'cpu'}|${o.threads ?? 0}`;
+  return `${o.device ?? 'cpu'}|${o.threads ?? 0}|${o.optimization ?? 'all'}`;
 }
 
 async function eagerSession(p: Plan): Promise<SessionEntry> {

@@ -2,9 +2,9 @@
 // One entry per primitive op; weights and large constants become external-data initializers
 // that point into checkpoint files (or a spill file for data held in JavaScript).
 import onnxProto from 'onnx-proto';
-import { ONNX_ELEM_TYPE, bytesOf, type DType } from './dtype.js';
+import { ONNX_ELEM_TYPE, bytesOf, isFloat, type DType } from './dtype.js';
 import type { Plan } from './graph.js';
-import { externalRegion } from './spill.js';
+import { convertedRegion, externalRegion } from './spill.js';
 import { Tensor, Variable } from './tensor.js';
 
 const { onnx } = onnxProto;
@@ -183,14 +183,19 @@ export function hasEmitter(op: string): boolean {
 function emitLeaf(e: Emitter, t: Tensor, role: string, name: string): void {
   if (t instanceof Variable) {
     const st = t.storage;
-    // bfloat16 cannot be fed to ONNX Runtime from JavaScript: such feeds arrive as float32 (exact).
-    const stored = role === 'feed' && st.dtype === 'bfloat16' ? 'float32' : st.dtype;
-    const storeName = stored === t.dtype ? name : `${name}_stored`;
-    if (role === 'feed') {
-      e.feed(storeName, t, stored);
-    } else {
-      e.external(storeName, stored, t.shape, externalRegion(st));
+    if (role !== 'feed') {
+      // Baked weights in another precision are converted once on disk, not cast in the graph:
+      // ORT would keep both the stored and the folded copy in memory.
+      if (st.dtype !== t.dtype && !(isFloat(st.dtype) && isFloat(t.dtype))) {
+        throw new Error(`${t.name ?? 'a variable'} is stored as ${st.dtype} and cannot be used as ${t.dtype}`);
+      }
+      e.external(name, t.dtype, t.shape, convertedRegion(st, t.dtype));
+      return;
     }
+    // bfloat16 cannot be fed to ONNX Runtime from JavaScript: such feeds arrive as float32 (exact).
+    const stored = st.dtype === 'bfloat16' ? 'float32' : st.dtype;
+    const storeName = stored === t.dtype ? name : `${name}_stored`;
+    e.feed(storeName, t, stored);
     if (stored !== t.dtype) e.node('Cast', [storeName], { to: ONNX_ELEM_TYPE[t.dtype] }, name);
     return;
   }
