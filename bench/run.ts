@@ -1,6 +1,7 @@
 // Runs benchmarks by name: `npm run bench -- engine` (all when none given).
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   engine: () => import('./engine.js'),
+  networks: () => import('./networks.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -14,6 +14,7 @@ import * as nn from './nn/index.js';
 import { registerFrameworkTargets } from './modules/diffusionmodules/targets.js';
 import { registerSamplerTargets } from './modules/diffusionmodules/sampling_targets.js';
 import { registerUNetTargets } from './modules/diffusionmodules/openaimodel_targets.js';
+import { registerAutoencoderTargets } from './models/autoencoder_targets.js';
 
 export interface PlaceholderGroup {
   /** Which part of the project implements these targets. */
@@ -128,6 +129,9 @@ export const PLACEHOLDER_GROUPS: readonly PlaceholderGroup[] = [
     what: 'Stable Video Diffusion (VideoUNet, temporal decoder, image/video conditioners)',
     targets: [
       `${DM}.video_model.VideoUNet`,
+      `${DM}.video_model.VideoResBlock`,
+      'sgm.modules.video_attention.VideoTransformerBlock',
+      'sgm.modules.video_attention.SpatialVideoTransformer',
       'sgm.modules.autoencoding.temporal_ae.VideoDecoder',
       'sgm.modules.encoders.modules.VideoPredictionEmbedderWithEncoder',
       'sgm.modules.encoders.modules.FrozenOpenCLIPImageEmbedder',
@@ -164,5 +168,6 @@ registerPlaceholders(registry);
 registerFrameworkTargets(registry);
 registerSamplerTargets(registry);
 registerUNetTargets(registry);
+registerAutoencoderTargets(registry);
 
 export { registry };
