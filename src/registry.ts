@@ -15,6 +15,7 @@ import { registerFrameworkTargets } from './modules/diffusionmodules/targets.js'
 import { registerSamplerTargets } from './modules/diffusionmodules/sampling_targets.js';
 import { registerUNetTargets } from './modules/diffusionmodules/openaimodel_targets.js';
 import { registerAutoencoderTargets } from './models/autoencoder_targets.js';
+import { registerVideoTargets } from './modules/video_targets.js';
 
 export interface PlaceholderGroup {
   /** Which part of the project implements these targets. */
@@ -169,5 +170,6 @@ registerFrameworkTargets(registry);
 registerSamplerTargets(registry);
 registerUNetTargets(registry);
 registerAutoencoderTargets(registry);
+registerVideoTargets(registry);
 
 export { registry };

@@ -4,16 +4,17 @@
 // Conv3d over the frames). Frames are batch rows `(b t)`, frame-major within each video; every
 // temporal layer needs `timesteps` = T, the number of frames per video.
 //
-// VideoBlock / MemoryEfficientVideoBlock (AttnBlock + a VideoTransformerBlock over frames) are not
-// here yet: they need sgm.modules.video_attention.VideoTransformerBlock, which arrives with the
-// VideoUNet. No config builds them (VideoDecoder's only buildable time_mode, conv-only, keeps
-// plain AttnBlocks).
+// VideoBlock / MemoryEfficientVideoBlock are AttnBlock / MemoryEfficientAttnBlock plus a
+// single-head VideoTransformerBlock over the frames. No config builds them (VideoDecoder's only
+// buildable time_mode, conv-only, keeps plain AttnBlocks); they are targets of their own.
 import * as T from '../../tensor/index.js';
 import type { Tensor } from '../../tensor/index.js';
 import * as nn from '../../nn/index.js';
 import { constantInit, initStorage } from '../../nn/init.js';
 import {
+  AttnBlock,
   Decoder,
+  MemoryEfficientAttnBlock,
   ResnetBlock,
   type ConvFactory,
   type DecoderKwargs,
@@ -22,6 +23,7 @@ import {
   type ResnetBlockParams,
 } from '../diffusionmodules/model.js';
 import { ResBlock } from '../diffusionmodules/openaimodel.js';
+import { VideoTransformerBlock, frameIndexEmbedding } from '../video_attention.js';
 
 export type TemporalMergeStrategy = 'learned' | 'fixed';
 
@@ -232,5 +234,123 @@ export class VideoDecoder extends Decoder {
   override forward(z: Tensor, kwargs: DecoderKwargs = {}): Tensor {
     if (!kwargs.skip_video) needTimesteps('VideoDecoder', z, kwargs.timesteps);
     return super.forward(z, kwargs);
+  }
+}
+
+// ---------------------------------------------------------------- VideoBlock
+
+export interface VideoBlockParams {
+  in_channels: number;
+  alpha?: number;
+  merge_strategy?: TemporalMergeStrategy;
+}
+
+/** The parts VideoBlock and MemoryEfficientVideoBlock add to their attention block. */
+interface VideoBlockParts {
+  readonly in_channels: number;
+  time_mix_block: VideoTransformerBlock;
+  video_time_embed: nn.Sequential;
+  readonly merge_strategy: TemporalMergeStrategy;
+  mix_factor: nn.Parameter | nn.Buffer;
+  attention(h_: Tensor): Tensor;
+  proj_out: nn.Conv2d;
+}
+
+function timeMixBlock(in_channels: number, attn_mode: 'softmax' | 'softmax-xformers'): VideoTransformerBlock {
+  // No context, one head of in_channels features, as the base class's attention.
+  return new VideoTransformerBlock({ dim: in_channels, n_heads: 1, d_head: in_channels, checkpoint: false, ff_in: true, attn_mode });
+}
+
+function videoTimeEmbed(in_channels: number): nn.Sequential {
+  const time_embed_dim = in_channels * 4;
+  return new nn.Sequential(new nn.Linear(in_channels, time_embed_dim), new nn.SiLU(), new nn.Linear(time_embed_dim, in_channels));
+}
+
+/**
+ * The attention without proj_out, to (b*t, h*w, c); `x_mix` = that + video_time_embed(frame index
+ * embedding), through time_mix_block over the frames; `alpha * x + (1 - alpha) * x_mix`; back to
+ * (b*t, c, h, w), proj_out, plus the input.
+ */
+function videoBlockForward(cls: string, self: VideoBlockParts, x: Tensor, timesteps: number | null | undefined): Tensor {
+  const t = needTimesteps(cls, x, timesteps);
+  const x_in = x;
+  let h = self.attention(x);
+  const [bt, c, hh, ww] = h.shape as [number, number, number, number];
+  h = T.reshape(T.permute(h, [0, 2, 3, 1]), [bt, hh * ww, c]);
+  const emb = T.unsqueeze(self.video_time_embed.forward(frameIndexEmbedding(bt, t, self.in_channels)), 1);
+  const x_mix = self.time_mix_block.forward(T.add(h, emb), null, t);
+  const alpha = alphaOf(self.merge_strategy, self.mix_factor);
+  h = T.add(T.mul(alpha, h), T.mul(T.sub(1.0, alpha), x_mix));
+  h = T.permute(T.reshape(h, [bt, hh, ww, c]), [0, 3, 1, 2]);
+  return T.add(x_in, self.proj_out.forward(h));
+}
+
+function rejectOtherKwargs(cls: string, rest: Record<string, unknown>): void {
+  const keys = Object.keys(rest).filter((k) => rest[k] !== undefined);
+  if (keys.length > 0) throw new TypeError(`${cls}.forward() got unexpected keyword argument(s) ${keys.map((k) => `'${k}'`).join(', ')}`);
+}
+
+/**
+ * temporal_ae.VideoBlock: AttnBlock whose output (before proj_out) is mixed with a single-head
+ * VideoTransformerBlock (`softmax`, ff_in, no context) over the frames: `a * spatial + (1 - a) * temporal`,
+ * a = sigmoid(mix_factor) (learned) or mix_factor (fixed). forward kwargs: `timesteps` (frames per video,
+ * required unless skip_video) and `skip_video` (the plain AttnBlock).
+ */
+export class VideoBlock extends AttnBlock implements VideoBlockParts {
+  static override readonly ARGS: Record<string, string[]> = { forward: ['x', '**kwargs'], attention: ['h_'] };
+  time_mix_block: VideoTransformerBlock;
+  video_time_embed: nn.Sequential;
+  readonly merge_strategy: TemporalMergeStrategy;
+  mix_factor: nn.Parameter | nn.Buffer;
+
+  constructor(params: VideoBlockParams) {
+    super({ in_channels: params.in_channels });
+    this.time_mix_block = timeMixBlock(params.in_channels, 'softmax');
+    this.video_time_embed = videoTimeEmbed(params.in_channels);
+    this.merge_strategy = params.merge_strategy ?? 'learned';
+    this.mix_factor = mixFactor('VideoBlock', this.merge_strategy, params.alpha ?? 0.0);
+  }
+
+  get_alpha(): Tensor {
+    return alphaOf(this.merge_strategy, this.mix_factor);
+  }
+
+  override forward(x: Tensor, kwargs: DecoderKwargs = {}): Tensor {
+    const { timesteps, skip_video = false, ...rest } = kwargs;
+    rejectOtherKwargs('VideoBlock', rest);
+    if (skip_video) return super.forward(x);
+    return videoBlockForward('VideoBlock', this, x, timesteps);
+  }
+}
+
+/**
+ * temporal_ae.MemoryEfficientVideoBlock: VideoBlock on MemoryEfficientAttnBlock, its time block in
+ * `softmax-xformers` mode (the same math and keys). forward kwargs: `timesteps` and `skip_time_block`
+ * (the reference's name for skip_video here).
+ */
+export class MemoryEfficientVideoBlock extends MemoryEfficientAttnBlock implements VideoBlockParts {
+  static override readonly ARGS: Record<string, string[]> = { forward: ['x', '**kwargs'], attention: ['h_'] };
+  time_mix_block: VideoTransformerBlock;
+  video_time_embed: nn.Sequential;
+  readonly merge_strategy: TemporalMergeStrategy;
+  mix_factor: nn.Parameter | nn.Buffer;
+
+  constructor(params: VideoBlockParams) {
+    super({ in_channels: params.in_channels });
+    this.time_mix_block = timeMixBlock(params.in_channels, 'softmax-xformers');
+    this.video_time_embed = videoTimeEmbed(params.in_channels);
+    this.merge_strategy = params.merge_strategy ?? 'learned';
+    this.mix_factor = mixFactor('MemoryEfficientVideoBlock', this.merge_strategy, params.alpha ?? 0.0);
+  }
+
+  get_alpha(): Tensor {
+    return alphaOf(this.merge_strategy, this.mix_factor);
+  }
+
+  override forward(x: Tensor, kwargs: DecoderKwargs = {}): Tensor {
+    const { timesteps, skip_time_block = false, ...rest } = kwargs;
+    rejectOtherKwargs('MemoryEfficientVideoBlock', rest);
+    if (skip_time_block) return super.forward(x);
+    return videoBlockForward('MemoryEfficientVideoBlock', this, x, timesteps);
   }
 }
