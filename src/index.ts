@@ -6,3 +6,4 @@ export * from './io/safetensors.js';
 export * from './io/checkpoint.js';
 export * as config from './config/index.js';
 export { registry } from './registry.js';
+export * as tokenizers from './tokenizers/index.js';
