@@ -16,6 +16,7 @@ import { registerSamplerTargets } from './modules/diffusionmodules/sampling_targ
 import { registerUNetTargets } from './modules/diffusionmodules/openaimodel_targets.js';
 import { registerAutoencoderTargets } from './models/autoencoder_targets.js';
 import { registerVideoTargets } from './modules/video_targets.js';
+import { registerEncoderTargets } from './modules/encoders/targets.js';
 
 export interface PlaceholderGroup {
   /** Which part of the project implements these targets. */
@@ -171,5 +172,6 @@ registerSamplerTargets(registry);
 registerUNetTargets(registry);
 registerAutoencoderTargets(registry);
 registerVideoTargets(registry);
+registerEncoderTargets(registry);
 
 export { registry };
