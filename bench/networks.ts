@@ -25,10 +25,12 @@ const THREADS = Number(process.env.SGM_BENCH_THREADS ?? 2);
 
 interface Case {
   config: string;
-  part: 'network_config' | 'first_stage_config';
+  part: 'network_config' | 'first_stage_config' | 'conditioner';
+  /** The config node to build (default: model.params[part]). */
+  select?: (cfg: Record<string, any>) => unknown;
   /** Input specs and how to call the module. */
   inputs: T.InputSpec[];
-  call: (m: any, xs: T.Tensor[]) => T.Tensor;
+  call: (m: any, xs: T.Tensor[]) => T.Tensor | T.Tensor[];
   /** Reference on PyTorch 1.13 fp32, 2 threads (shared/perf-anchors.md), seconds. */
   anchor?: string;
 }
@@ -54,6 +56,14 @@ const CASES: Record<string, Case> = {
     inputs: [{ shape: [2, 4, 128, 128], name: 'x' }, { shape: [2], name: 't' }, { shape: [2, 77, 2048], name: 'context' }, { shape: [2, 2816], name: 'y' }],
     call: (m, [x, t, c, y]) => m.forward(x, t, c, y),
     anchor: 'sdxl_unet_1024px fp32: 113.62 s, 13.4 GB',
+  },
+  clip_bigG_text: {
+    config: 'inference/sd_xl_base.yaml',
+    part: 'conditioner',
+    select: (cfg) => cfg.model.params.conditioner_config.params.emb_models[1],
+    inputs: [{ shape: [1, 77], dtype: 'int64', name: 'tokens' }],
+    call: (m, [tokens]) => m.forward(tokens),
+    anchor: 'clip_bigG_text fp32: 2.45 s, 9.8 GB',
   },
   vae_decode_512: {
     config: 'inference/sd_xl_base.yaml',
@@ -99,7 +109,8 @@ async function runCase(name: string): Promise<void> {
   const dtype = (process.env.SGM_BENCH_WEIGHTS ?? 'F16') as 'F16' | 'F32';
   const cfg = loadConfigFile(join(configsRoot, c.config)) as Record<string, any>;
   const t0 = performance.now();
-  const m = nn.withInitMode('none', () => instantiateFromConfig<nn.Module>(cfg.model.params[c.part], { path: `model.params.${c.part}` }));
+  const node = c.select ? c.select(cfg) : cfg.model.params[c.part];
+  const m = nn.withInitMode('none', () => instantiateFromConfig<nn.Module>(node, { path: `model.params.${c.part}` }));
   m.eval();
   const tBuild = performance.now() - t0;
   const fp32Bytes = m.numParameters() * 4;
@@ -110,6 +121,7 @@ async function runCase(name: string): Promise<void> {
     writeRandomCheckpoint(m, ckpt, dtype);
     console.log(`  wrote ${ckpt} (${(statSync(ckpt).size / 2 ** 30).toFixed(2)} GiB) in ${fmt(performance.now() - tw)}`);
   }
+  if (process.env.SGM_BENCH_PREPARE) return; // only write the random checkpoint
   const rssBefore = peakRssMiB();
   const tl = performance.now();
   const file = SafetensorsFile.open(ckpt);
@@ -119,8 +131,12 @@ async function runCase(name: string): Promise<void> {
   const f = await T.compile((...xs) => c.call(m, xs), c.inputs, { name });
   const tCompile = performance.now() - tc;
   const rssAfterCompile = peakRssMiB();
-  const inputs = c.inputs.map((s, i) => {
+  const inputs = c.inputs.map((s, i): T.TypedArray => {
     const n = s.shape.reduce((a, b) => a * b, 1);
+    if (s.dtype === 'int64') {
+      // A prompt-like row: start token, ids, end token at position 20, padding.
+      return BigInt64Array.from({ length: n }, (_, j) => BigInt(j === 0 ? 49406 : j === 20 ? 49407 : j < 20 ? 1000 + j : 0));
+    }
     const a = new Float32Array(n);
     let q = 99 + i;
     for (let j = 0; j < n; j++) {
@@ -139,7 +155,7 @@ async function runCase(name: string): Promise<void> {
     out = await f(...inputs);
     runs.push(performance.now() - s0);
   }
-  const d = (await out.data()) as Float32Array;
+  const d = (await (Array.isArray(out) ? out[0]! : out).data()) as Float32Array;
   let finite = 0;
   for (let i = 0; i < d.length; i++) if (Number.isFinite(d[i]!)) finite++;
   const st = stats(runs);
@@ -153,7 +169,7 @@ async function runCase(name: string): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  const wanted = (process.env.SGM_BENCH_CASES ?? 'sd21_unet_512,vae_decode_512,sdxl_unet_512').split(',');
+  const wanted = (process.env.SGM_BENCH_CASES ?? 'sd21_unet_512,vae_decode_512,sdxl_unet_512,clip_bigG_text').split(',');
   for (const name of wanted) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), name], { stdio: 'inherit', cwd: repoRoot });
     if (r.status !== 0) console.log(`${name}: failed (exit ${r.status})`);
