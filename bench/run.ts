@@ -2,6 +2,8 @@
 const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   engine: () => import('./engine.js'),
   networks: () => import('./networks.js'),
+  ops: () => import('./ops.js'),
+  tokenizer: () => import('./tokenizer.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,6 +1,6 @@
 // ONNX emission of every primitive op (opset 21). Kept apart from the builders in ops.ts so that
 // building a graph never depends on how it is run.
-import { ONNX_ELEM_TYPE, type DType } from './dtype.js';
+import { bytesOf, ONNX_ELEM_TYPE, type DType } from './dtype.js';
 import { registerEmitter as reg, type Emitter } from './emit.js';
 import type { Tensor } from './tensor.js';
 
@@ -117,8 +117,42 @@ reg('avg_pool', (e, t, [x], out) => {
   );
 });
 
+/** A float32 vector constant (an initializer in the model proto), shared within one model. */
+const f32Consts = new WeakMap<Emitter, Map<string, string>>();
+function f32vec(e: Emitter, values: readonly number[]): string {
+  let cache = f32Consts.get(e);
+  if (!cache) f32Consts.set(e, (cache = new Map()));
+  const key = values.join(',');
+  let name = cache.get(key);
+  if (!name) {
+    name = e.rawInitializer(e.fresh('c'), 'float32', [values.length], bytesOf(new Float32Array(values)));
+    cache.set(key, name);
+  }
+  return name;
+}
+
 reg('group_norm', (e, t, [x, w, b], out) => {
-  e.node('GroupNormalization', [x!, w!, b!], { num_groups: num(t, 'groups'), epsilon: { float: num(t, 'eps') } }, out);
+  const groups = num(t, 'groups');
+  const eps = num(t, 'eps');
+  if (t.dtype !== 'float32') {
+    // ONNX Runtime's CPU provider has float kernels only for the two ops below; other dtypes take
+    // the GroupNormalization function (expanded by ONNX Runtime into about ten full-size passes).
+    e.node('GroupNormalization', [x!, w!, b!], { num_groups: groups, epsilon: { float: eps } }, out);
+    return;
+  }
+  // Statistics per (sample, group) with InstanceNormalization over (N, G, -1) (scale 1, bias 0:
+  // a mean pass, then the sum of squared deviations, then (x - mean) * rstd), then the per-channel
+  // affine as one BatchNormalization pass (mean 0, var 1, epsilon 0: exactly y * w + b).
+  const x0 = t.inputs[0]!;
+  const [n, c] = x0.shape as [number, number];
+  const xg = e.node('Reshape', [x!, e.int64([n, groups, -1])]);
+  const ng = e.node('InstanceNormalization', [xg, f32vec(e, new Array<number>(groups).fill(1)), f32vec(e, new Array<number>(groups).fill(0))], {
+    epsilon: { float: eps },
+  });
+  const nc = e.node('Reshape', [ng, e.int64(x0.shape)]);
+  const zeros = f32vec(e, new Array<number>(c).fill(0));
+  const ones = f32vec(e, new Array<number>(c).fill(1));
+  e.node('BatchNormalization', [nc, w!, b!, zeros, ones], { epsilon: { float: 0 } }, out);
 });
 
 reg('layer_norm', (e, t, [x, w, b], out) => {
@@ -165,7 +199,57 @@ reg('permute', (e, t, [x], out) => {
   e.node('Transpose', [x!], { perm: nums(t, 'perm') }, out);
 });
 
+/**
+ * An expand that only repeats elements in place, [..., d, 1] -> [..., d, f] (the form of nearest
+ * upsampling), as the equivalent nearest Resize: out[o] = in[floor(o / f)] along each scaled dim.
+ * ONNX Runtime's Expand writes such outputs one element at a time, 20-30x slower than its Resize.
+ * Returns the shape (4-d) and scales of that Resize, or null when the expand is another broadcast.
+ */
+function nearestForm(inShape: readonly number[], outShape: readonly number[]): { shape: number[]; scales: number[] } | null {
+  const r = outShape.length;
+  const src = [...new Array<number>(r - inShape.length).fill(1), ...inShape];
+  const expanded = src.map((d, i) => d !== outShape[i]);
+  if (!expanded[r - 1] || expanded[0]) return null;
+  // Each run of expanded dims scales the dim before it. Unscaled dims before the first such dim
+  // form one leading dim; unscaled dims between two scaled ones merge into the later one (for
+  // sizes [p, d] scaled by [1, f]: floor((p' * d * f + q) / f) = p' * d + floor(q / f)).
+  const shape: number[] = [1];
+  const scales: number[] = [1];
+  let pending = 1;
+  for (let i = 0; i < r; ) {
+    let j = i + 1;
+    let f = 1;
+    for (; j < r && expanded[j]; j++) f *= outShape[j]!;
+    if (f === 1) {
+      pending *= src[i]!;
+    } else if (shape.length === 1) {
+      shape[0] = pending;
+      shape.push(src[i]!);
+      scales.push(f);
+    } else {
+      shape.push(pending * src[i]!);
+      scales.push(f);
+    }
+    if (f !== 1) pending = 1;
+    i = j;
+  }
+  // Large factors are broadcasts (a bias over a map): Expand fills those in long runs, faster.
+  if (shape.length > 4 || scales.some((f) => f > 16)) return null;
+  while (shape.length < 4) {
+    shape.unshift(1);
+    scales.unshift(1);
+  }
+  return { shape, scales };
+}
+
 reg('expand', (e, t, [x], out) => {
+  const form = t.dtype === 'float32' ? nearestForm(t.inputs[0]!.shape, t.shape) : null;
+  if (form) {
+    const xr = e.node('Reshape', [x!, e.int64(form.shape)]);
+    const y = e.node('Resize', [xr, '', f32vec(e, form.scales)], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+    e.node('Reshape', [y, e.int64(t.shape)], {}, out);
+    return;
+  }
   e.node('Expand', [x!, e.int64(nums(t, 'shape'))], {}, out);
 });
 

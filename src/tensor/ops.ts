@@ -283,6 +283,11 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return unary('gelu', x, { approximate });
 }
 
+/**
+ * SiLU, x * sigmoid(x). Kept composite: ONNX Runtime's CPU optimiser (level 'extended' and up)
+ * fuses Mul(x, Sigmoid(x)) into one com.microsoft QuickGelu (alpha 1) pass, bit for bit the same
+ * values as the two ops, and its VJP comes from mul and sigmoid.
+ */
 export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
 
 export function cast(x: Tensor, dtype: DType): Tensor {

@@ -761,6 +761,25 @@ test('group_norm matches torch: per-(sample, group) stats, per-channel affine', 
   }
 });
 
+test('group_norm keeps float32 accuracy on large groups whose mean is far from zero', async () => {
+  // Statistics from the deviations (x - mean), not E[x^2] - E[x]^2, which cancels: with a group
+  // mean of 3..20 standard deviations the latter loses most of the variance's digits.
+  const rnd = gen(21);
+  const cases: Array<{ x: number[]; groups: number; offset: number }> = [
+    { x: [2, 32, 32, 32], groups: 8, offset: 3 },
+    { x: [1, 12, 4096], groups: 3, offset: 20 },
+  ];
+  for (const cs of cases) {
+    const c = cs.x[1]!;
+    const m = prod(cs.x) / cs.x[0]! / cs.groups;
+    const x = rnd(cs.x, -1, 1).map((v, i) => v + cs.offset * (1 + (Math.floor(i / m) % 3)));
+    const w = Float32Array.from(range(c), (i) => 0.5 + 0.05 * i);
+    const b = Float32Array.from(range(c), (i) => 0.02 * i - 0.3);
+    const y = T.groupNorm(t32(x, cs.x), cs.groups, t32(w, [c]), t32(b, [c]), 1e-6);
+    await expectRef(`group_norm ${JSON.stringify(cs)}`, y, refGroupNorm(x, cs.x, cs.groups, w, b, 1e-6), { atol: 5e-5, rtol: 2e-5 });
+  }
+});
+
 test('layer_norm over 1 and 2 trailing dims', async () => {
   const rnd = gen(12);
   const s = [2, 3, 8];
@@ -940,6 +959,21 @@ test('reshape, flatten, squeeze, unsqueeze, permute, transpose, expand', async (
   await expectRef('expand', T.expand(E, [2, 3, 4]), refMap([[3, 1], [2, 3, 4]], [e, new Float32Array(24)], (a) => a), EXACT);
   await expectRef('expand -1', T.expand(E, [2, -1, 5]), refMap([[3, 1], [2, 3, 5]], [e, new Float32Array(30)], (a) => a), EXACT);
   await expectRef('expand int64', T.expand(T.tensor([7, 8], [2, 1], 'int64'), [2, 3]), { shape: [2, 3], data: [7, 7, 7, 8, 8, 8] }, EXACT);
+  // Expands that repeat elements in place (emitted as a nearest Resize) and other broadcasts.
+  const expandCases: Array<[number[], number[]]> = [
+    [[2, 3, 4, 1, 5, 1], [2, 3, 4, 2, 5, 2]],
+    [[2, 1, 3, 1], [2, 4, 3, 2]],
+    [[2, 3, 1, 1], [2, 3, 2, 3]],
+    [[1, 2, 1, 3, 1, 2, 1], [1, 2, 2, 3, 3, 2, 2]],
+    [[4, 1], [2, 4, 3]],
+    [[5, 1, 1], [5, 1, 3]],
+    [[2, 1, 2, 1, 2, 1, 2, 1], [2, 2, 2, 2, 2, 2, 2, 2]],
+    [[3, 1], [3, 40]],
+  ];
+  for (const [from, to] of expandCases) {
+    const v = rnd(from);
+    await expectRef(`expand ${JSON.stringify(from)} -> ${JSON.stringify(to)}`, T.expand(t32(v, from), to), refMap([from, to], [v, new Float32Array(prod(to))], (a) => a), EXACT);
+  }
 });
 
 test('slice: Python semantics incl. negative steps and negative indices; flip; narrow', async () => {
