@@ -2,8 +2,8 @@
 // SpatialVideoTransformer), video_model (VideoResBlock, VideoUNet) and the temporal autoencoder's
 // attention blocks (temporal_ae.VideoBlock, MemoryEfficientVideoBlock), with the reference's
 // constructor params. Their placeholders (src/registry.ts, models/autoencoder_targets.ts) are replaced.
-import { ConfigError, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../config/index.js';
-import type { AttnMode } from './attention.js';
+import { ConfigError, type ParamSpec, type Registry, type TargetDef } from '../config/index.js';
+import { ATTN_MODES, UNET_COMMON_PARAMS, atPath, ints, oneOf, opt, paramPath, req } from './diffusionmodules/unet_params.js';
 import { AlphaBlender } from './diffusionmodules/util.js';
 import { VideoResBlock, VideoUNet, type VideoUNetParams } from './diffusionmodules/video_model.js';
 import { MemoryEfficientVideoBlock, VideoBlock } from './autoencoding/temporal_ae.js';
@@ -13,45 +13,7 @@ const DM = 'sgm.modules.diffusionmodules';
 const VA = 'sgm.modules.video_attention';
 const TAE = 'sgm.modules.autoencoding.temporal_ae';
 
-const req = (type: ParamSpec['type'], doc?: string): ParamSpec => ({ type, required: true, doc });
-const opt = (type: ParamSpec['type'], dflt: unknown, doc?: string): ParamSpec => ({ type, default: dflt, doc });
-
-const ATTN_MODES: readonly AttnMode[] = ['softmax', 'softmax-xformers'];
 const TEMPORAL_AE_STRATEGIES: readonly string[] = ['learned', 'fixed'];
-
-function paramPath(ctx: InstantiateContext, name: string): string {
-  return ctx.path === '' ? `params.${name}` : `${ctx.path}.params.${name}`;
-}
-
-/** A list param whose entries must all be integers. */
-function ints(ctx: InstantiateContext, p: Record<string, unknown>, name: string): void {
-  const v = p[name];
-  if (!Array.isArray(v)) return;
-  const bad = v.findIndex((x) => !(typeof x === 'number' && Number.isInteger(x)));
-  if (bad >= 0) {
-    const at = `${paramPath(ctx, name)}.${bad}`;
-    throw new ConfigError(`${at}: expected an integer in list '${name}', found ${JSON.stringify(v[bad])}`, { path: at });
-  }
-}
-
-function oneOf(ctx: InstantiateContext, p: Record<string, unknown>, name: string, allowed: readonly unknown[]): void {
-  if (!allowed.includes(p[name])) {
-    throw new ConfigError(`${paramPath(ctx, name)}: expected one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, found ${JSON.stringify(p[name])}`, {
-      path: paramPath(ctx, name),
-    });
-  }
-}
-
-/** Constructor errors become ConfigErrors naming the config path. */
-function atPath<X>(ctx: InstantiateContext, target: string, make: () => X): X {
-  try {
-    return make();
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const where = ctx.path === '' ? '<root>' : ctx.path;
-    throw new ConfigError(`${where}: cannot build ${target}: ${(e as Error).message}`, { path: ctx.path, cause: e });
-  }
-}
 
 export const VIDEO_TRANSFORMER_BLOCK_PARAMS: Record<string, ParamSpec> = {
   dim: req('int'),
@@ -109,23 +71,8 @@ export const VIDEO_RESBLOCK_PARAMS: Record<string, ParamSpec> = {
 };
 
 export const VIDEO_UNET_PARAMS: Record<string, ParamSpec> = {
-  in_channels: req('int'),
-  model_channels: req('int'),
-  out_channels: req('int'),
+  ...UNET_COMMON_PARAMS,
   num_res_blocks: req('int', 'ResBlocks per level'),
-  attention_resolutions: req('list', 'downsampling factors with attention'),
-  dropout: opt('number', 0.0),
-  channel_mult: opt('list', [1, 2, 4, 8]),
-  conv_resample: opt('bool', true),
-  dims: opt('int', 2),
-  num_classes: opt(['int', 'string'], null, 'an int (class labels), "sequential" (vector y), "continuous" or "timestep"'),
-  use_checkpoint: opt('bool', false, 'gradient checkpointing: accepted, no effect on values'),
-  num_heads: opt('int', -1),
-  num_head_channels: opt('int', -1),
-  num_heads_upsample: opt('int', -1),
-  use_scale_shift_norm: opt('bool', false),
-  resblock_updown: opt('bool', false),
-  transformer_depth: opt(['int', 'list'], 1),
   transformer_depth_middle: opt('int', null, 'default: the last entry of transformer_depth'),
   context_dim: opt('int', null, 'required (the reference asserts it is set)'),
   time_downup: opt('bool', false, 'down/upsample the frame axis too (dims 3)'),

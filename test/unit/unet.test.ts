@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as T from '../../src/tensor/index.js';
 import * as nn from '../../src/nn/index.js';
 import { Registry, instantiateFromConfig, loadConfigFile } from '../../src/config/index.js';
-import { SafetensorsFile, readSafetensors, type SafetensorsTensor } from '../../src/io/safetensors.js';
+import { SafetensorsFile, readSafetensors } from '../../src/io/safetensors.js';
 import { stateSourceFromSafetensors } from '../../src/io/checkpoint.js';
 import { registerUNetTargets, UNET_FUNCTIONS } from '../../src/modules/diffusionmodules/openaimodel_targets.js';
 import { UNetModel, ResBlock } from '../../src/modules/diffusionmodules/openaimodel.js';
@@ -18,6 +18,7 @@ import { OpenAIWrapper } from '../../src/modules/diffusionmodules/wrappers.js';
 import { CrossAttention, MemoryEfficientCrossAttention } from '../../src/modules/attention.js';
 import { assertClose, type Tolerance } from '../helpers/close.js';
 import { fixtureRoot } from '../helpers/fixtures.js';
+import { IO_DTYPE, graphNodes, runModuleCase, worstRatio, type Callable } from '../helpers/module-case.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NETWORKS = join(fixtureRoot(), 'networks');
@@ -31,35 +32,6 @@ function registry(): Registry {
   return reg;
 }
 
-const IO_DTYPE: Record<string, T.DType> = { F32: 'float32', I64: 'int64', BOOL: 'bool', F64: 'float64', I32: 'int32', U8: 'uint8' };
-
-function ioTensor(t: SafetensorsTensor): T.Tensor {
-  return T.tensor(t.data as T.TypedArray, t.shape, IO_DTYPE[t.dtype]!);
-}
-
-type Callable = nn.Module & { forward(...a: unknown[]): T.Tensor };
-
-/** Python keyword arguments to positional ones by the class's ARGS (single-argument methods take the value). */
-function positional(target: object, method: string, kwargs: Record<string, unknown>): unknown[] {
-  const names = (target.constructor as { ARGS?: Record<string, string[]> }).ARGS?.[method];
-  const keys = Object.keys(kwargs);
-  if (!names) {
-    assert.ok(keys.length <= 1, `${target.constructor.name}.${method} declares no ARGS but is called with ${keys.join(', ')}`);
-    return keys.map((k) => kwargs[k]);
-  }
-  for (const k of keys) assert.ok(names.includes(k), `${target.constructor.name}.${method}: unknown argument ${k} (ARGS ${names.join(', ')})`);
-  const args = names.map((n) => kwargs[n]);
-  while (args.length && args[args.length - 1] === undefined) args.pop();
-  return args;
-}
-
-/** Worst |out - ref| / (atol + rtol |ref|) over the elements (<= 1 passes). */
-function worstRatio(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Tolerance): number {
-  let worst = 0;
-  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!) / (tol.atol + tol.rtol * Math.abs(ref[i]!)));
-  return worst;
-}
-
 /**
  * Runs one network case: builds the target through the config registry, loads its weights
  * (strict), runs the call steps and compares every out.* tensor with its own tolerance. Returns
@@ -68,8 +40,6 @@ function worstRatio(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Toleran
 async function runCase(name: string, t?: TestContext): Promise<Map<string, number>> {
   const spec = JSON.parse(readFileSync(join(NETWORKS, `${name}.json`), 'utf8'));
   const io = readSafetensors(join(NETWORKS, `${name}.io.safetensors`));
-  const values = new Map<string, T.Tensor>();
-  for (const [k, v] of io) if (k.startsWith('in.')) values.set(k, ioTensor(v));
   let module: Callable | null = null;
   if (spec.params !== null) {
     module = instantiateFromConfig<Callable>({ target: spec.target, params: spec.params }, { registry: registry(), path: name });
@@ -78,60 +48,13 @@ async function runCase(name: string, t?: TestContext): Promise<Map<string, numbe
     const file = SafetensorsFile.open(wpath);
     module.loadStateDict(stateSourceFromSafetensors(file), { where: wpath });
   }
-  const resolveArg = (v: unknown): unknown => (typeof v === 'string' && /^(in|out|noise)\./.test(v) ? values.get(v) ?? assert.fail(`${name}: ${v} not available`) : v);
-  const produced: string[] = [];
-  for (const step of spec.call as Array<Record<string, any>>) {
-    const kwargs: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(step.kwargs as Record<string, unknown>)) kwargs[k] = resolveArg(v);
-    let result: T.Tensor;
-    const trace = new Map<string, T.Tensor>();
-    if (step.function) {
-      const f = UNET_FUNCTIONS[step.function as string];
-      assert.ok(f, `${name}: function ${step.function} is not implemented`);
-      for (const k of Object.keys(kwargs)) assert.ok(f.args.includes(k), `${step.function}: unknown argument ${k}`);
-      result = f.fn(...f.args.map((a) => kwargs[a])) as T.Tensor;
-    } else {
-      let target: Callable = module!;
-      if (step.method !== 'forward') for (const part of (step.method as string).split('.')) target = (target as unknown as Record<string, Callable>)[part]!;
-      assert.ok(target && typeof target.forward === 'function', `${name}: no module at ${step.method}`);
-      if (step.trace) {
-        assert.ok(module instanceof UNetModel, `${name}: tracing is implemented for UNetModel only`);
-        module.traceHook = (path, out) => trace.set(path, out);
-      }
-      try {
-        result = target.forward(...positional(target, 'forward', kwargs));
-      } finally {
-        if (module instanceof UNetModel) module.traceHook = null;
-      }
-    }
-    assert.equal(typeof step.output, 'string', `${name}: only single outputs are handled here`);
-    values.set(step.output, result);
-    produced.push(step.output);
-    for (const p of step.trace ?? []) {
-      assert.ok(trace.has(p), `${name}: trace point ${p} was not reported`);
-      values.set(`out.trace.${p}`, trace.get(p)!);
-      produced.push(`out.trace.${p}`);
-    }
-  }
-  const outs = [...io.keys()].filter((k) => k.startsWith('out.'));
-  assert.deepEqual([...produced].sort(), [...outs].sort(), `${name}: produced outputs vs the io file`);
-  const data = await T.evaluate(outs.map((k) => values.get(k)!));
-  const ratios = new Map<string, number>();
-  outs.forEach((k, i) => {
-    const ref = io.get(k)!;
-    const got = values.get(k)!;
-    assert.deepEqual([...got.shape], ref.shape, `${name}: ${k} shape`);
-    assert.equal(got.dtype, IO_DTYPE[ref.dtype], `${name}: ${k} dtype`);
-    const tol: Tolerance = spec.tolerance.per_output[k];
-    assert.ok(tol, `${name}: no tolerance for ${k}`);
-    assertClose(data[i] as Float32Array, ref.data as Float32Array, tol, `${name} ${k}`);
-    ratios.set(k, worstRatio(data[i] as Float32Array, ref.data as Float32Array, tol));
-  });
-  if (t) {
-    const worst = [...ratios].reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0] as [string, number]);
-    t.diagnostic(`${name}: worst ${worst[1].toFixed(3)} of tolerance (${worst[0]}); ${[...ratios].map(([k, r]) => `${k} ${r.toFixed(3)}`).join(', ')}`);
-  }
-  return ratios;
+  const callFunction = (fn: string, kwargs: Record<string, unknown>): T.Tensor => {
+    const f = UNET_FUNCTIONS[fn];
+    assert.ok(f, `${name}: function ${fn} is not implemented`);
+    for (const k of Object.keys(kwargs)) assert.ok(f.args.includes(k), `${fn}: unknown argument ${k}`);
+    return f.fn(...f.args.map((a) => kwargs[a])) as T.Tensor;
+  };
+  return runModuleCase(name, spec, io, module, { callFunction, traced: UNetModel }, t);
 }
 
 // The required cases, then every other case of a target implemented here.
@@ -213,21 +136,6 @@ test('key layout: sd_xl_refiner.yaml network_config builds (no key list among th
 });
 
 // ---------------------------------------------------------------- full-size build and trace
-
-/** Every node the outputs depend on (iterative, the graph is deep). */
-function graphNodes(outs: readonly T.Tensor[]): T.Tensor[] {
-  const seen = new Set<number>();
-  const order: T.Tensor[] = [];
-  const stack = [...outs];
-  while (stack.length) {
-    const t = stack.pop()!;
-    if (seen.has(t.id)) continue;
-    seen.add(t.id);
-    order.push(t);
-    for (const u of t.inputs) if (!seen.has(u.id)) stack.push(u);
-  }
-  return order;
-}
 
 test('full-size SDXL UNet: built with init mode none and traced at 1x4x64x64', (t) => {
   if (!existsSync(CONFIGS)) return t.skip(`reference configs not found at ${CONFIGS}`);

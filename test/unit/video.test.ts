@@ -23,43 +23,13 @@ import { AttnBlock } from '../../src/modules/diffusionmodules/model.js';
 import { CrossAttention, MemoryEfficientCrossAttention } from '../../src/modules/attention.js';
 import { assertClose, type Tolerance } from '../helpers/close.js';
 import { fixtureRoot } from '../helpers/fixtures.js';
+import { IO_DTYPE, graphNodes, runModuleCase, worstRatio, type Callable } from '../helpers/module-case.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NETWORKS = join(fixtureRoot(), 'networks');
 const HAVE_FIXTURES = existsSync(NETWORKS);
 const NO_FIXTURES = `fixtures not found at ${NETWORKS}: put them at ../shared/fixtures beside the repository or set SGM_FIXTURES_DIR`;
 const CONFIGS = resolve(repoRoot, '..', 'shared', 'reference-configs', 'inference');
-
-const IO_DTYPE: Record<string, T.DType> = { F32: 'float32', I64: 'int64', BOOL: 'bool', F64: 'float64', I32: 'int32', U8: 'uint8' };
-
-function ioTensor(t: SafetensorsTensor): T.Tensor {
-  return T.tensor(t.data as T.TypedArray, t.shape, IO_DTYPE[t.dtype]!);
-}
-
-type Callable = nn.Module & { forward(...a: unknown[]): T.Tensor };
-
-/** Python kwargs to positional arguments by the class's ARGS; a `**kwargs` entry gathers the rest. */
-function positional(target: object, method: string, kwargs: Record<string, unknown>): unknown[] {
-  const names = (target.constructor as { ARGS?: Record<string, string[]> }).ARGS?.[method];
-  const keys = Object.keys(kwargs);
-  if (!names) {
-    assert.ok(keys.length <= 1, `${target.constructor.name}.${method} declares no ARGS but is called with ${keys.join(', ')}`);
-    return keys.map((k) => kwargs[k]);
-  }
-  const star = names.findIndex((n) => n.startsWith('**'));
-  const extra = keys.filter((k) => !names.includes(k));
-  if (star < 0) for (const k of extra) assert.fail(`${target.constructor.name}.${method}: unknown argument ${k} (ARGS ${names.join(', ')})`);
-  const args = names.map((n, i) => (i === star ? Object.fromEntries(extra.map((k) => [k, kwargs[k]])) : kwargs[n]));
-  while (args.length && args[args.length - 1] === undefined) args.pop();
-  return args;
-}
-
-/** Worst |out - ref| / (atol + rtol |ref|) over the elements (<= 1 passes). */
-function worstRatio(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Tolerance): number {
-  let worst = 0;
-  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!) / (tol.atol + tol.rtol * Math.abs(ref[i]!)));
-  return worst;
-}
 
 function loadCase(name: string): { spec: Record<string, any>; io: Map<string, SafetensorsTensor>; module: Callable } {
   const spec = JSON.parse(readFileSync(join(NETWORKS, `${name}.json`), 'utf8'));
@@ -78,56 +48,11 @@ function loadCase(name: string): { spec: Record<string, any>; io: Map<string, Sa
  */
 async function runCase(name: string, t: TestContext): Promise<Map<string, number>> {
   const { spec, io, module } = loadCase(name);
-  const values = new Map<string, T.Tensor>();
-  for (const [k, v] of io) if (k.startsWith('in.')) values.set(k, ioTensor(v));
-  const arg = (v: unknown): unknown => (typeof v === 'string' && /^(in|out|noise)\./.test(v) ? values.get(v) ?? assert.fail(`${name}: ${v} not available`) : v);
-  const produced: string[] = [];
-  for (const step of spec.call as Array<Record<string, any>>) {
-    const kwargs: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(step.kwargs as Record<string, unknown>)) kwargs[k] = arg(v);
-    let result: T.Tensor;
-    const trace = new Map<string, T.Tensor>();
-    if (step.function) {
-      assert.equal(step.function, 'sgm.modules.diffusionmodules.util.timestep_embedding');
-      result = timestep_embedding(kwargs.timesteps as T.Tensor, kwargs.dim as number, (kwargs.max_period as number | undefined) ?? 10000, (kwargs.repeat_only as boolean | undefined) ?? false);
-    } else {
-      let target: Callable = module;
-      if (step.method !== 'forward') for (const part of (step.method as string).split('.')) target = (target as unknown as Record<string, Callable>)[part]!;
-      if (step.trace) {
-        assert.ok(module instanceof VideoUNet, `${name}: tracing is implemented for VideoUNet only`);
-        module.traceHook = (path, out) => trace.set(path, out);
-      }
-      try {
-        result = target.forward(...positional(target, 'forward', kwargs));
-      } finally {
-        if (module instanceof VideoUNet) module.traceHook = null;
-      }
-    }
-    values.set(step.output, result);
-    produced.push(step.output);
-    for (const p of step.trace ?? []) {
-      assert.ok(trace.has(p), `${name}: trace point ${p} was not reported`);
-      values.set(`out.trace.${p}`, trace.get(p)!);
-      produced.push(`out.trace.${p}`);
-    }
-  }
-  const outs = [...io.keys()].filter((k) => k.startsWith('out.'));
-  assert.deepEqual([...produced].sort(), [...outs].sort(), `${name}: produced outputs vs the io file`);
-  const data = await T.evaluate(outs.map((k) => values.get(k)!));
-  const ratios = new Map<string, number>();
-  outs.forEach((k, i) => {
-    const ref = io.get(k)!;
-    const got = values.get(k)!;
-    assert.deepEqual([...got.shape], ref.shape, `${name}: ${k} shape`);
-    assert.equal(got.dtype, IO_DTYPE[ref.dtype], `${name}: ${k} dtype`);
-    const tol: Tolerance = spec.tolerance.per_output[k];
-    assert.ok(tol, `${name}: no tolerance for ${k}`);
-    assertClose(data[i] as Float32Array, ref.data as Float32Array, tol, `${name} ${k}`);
-    ratios.set(k, worstRatio(data[i] as Float32Array, ref.data as Float32Array, tol));
-  });
-  const worst = [...ratios].reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0] as [string, number]);
-  t.diagnostic(`${name}: worst ${worst[1].toFixed(3)} of tolerance (${worst[0]}); ${[...ratios].map(([k, r]) => `${k} ${r.toFixed(3)}`).join(', ')}`);
-  return ratios;
+  const callFunction = (fn: string, kwargs: Record<string, unknown>): T.Tensor => {
+    assert.equal(fn, 'sgm.modules.diffusionmodules.util.timestep_embedding');
+    return timestep_embedding(kwargs.timesteps as T.Tensor, kwargs.dim as number, (kwargs.max_period as number | undefined) ?? 10000, (kwargs.repeat_only as boolean | undefined) ?? false);
+  };
+  return runModuleCase(name, spec, io, module, { callFunction, traced: VideoUNet }, t);
 }
 
 const VIDEO_CASES = [
@@ -174,21 +99,6 @@ test('compiled forward of videounet_svd_like (one graph, symbolic inputs) matche
 });
 
 // ---------------------------------------------------------------- full-size svd.yaml
-
-/** Every node the outputs depend on (iterative, the graph is deep). */
-function graphNodes(outs: readonly T.Tensor[]): T.Tensor[] {
-  const seen = new Set<number>();
-  const order: T.Tensor[] = [];
-  const stack = [...outs];
-  while (stack.length) {
-    const t = stack.pop()!;
-    if (seen.has(t.id)) continue;
-    seen.add(t.id);
-    order.push(t);
-    for (const u of t.inputs) if (!seen.has(u.id)) stack.push(u);
-  }
-  return order;
-}
 
 function buildSvd(): VideoUNet {
   const cfg = loadConfigFile(join(CONFIGS, 'svd.yaml')) as Record<string, any>;

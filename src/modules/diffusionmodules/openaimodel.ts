@@ -284,13 +284,12 @@ export class Timestep extends nn.Module {
 
 // ---------------------------------------------------------------- UNetModel
 
-export interface UNetModelParams {
+/** The constructor params UNetModel and VideoUNet share. */
+export interface UNetCommonParams {
   in_channels: number;
   model_channels: number;
   out_channels: number;
-  /** Per level, or one count for every level. */
-  num_res_blocks: number | number[];
-  /** Downsampling factors (1, 2, 4, ...) at which input/output blocks get a SpatialTransformer. */
+  /** Downsampling factors (1, 2, 4, ...) at which input/output blocks get a (video) transformer. */
   attention_resolutions: number[];
   dropout?: number;
   channel_mult?: number[];
@@ -305,21 +304,26 @@ export interface UNetModelParams {
   num_heads_upsample?: number;
   use_scale_shift_norm?: boolean;
   resblock_updown?: boolean;
-  /** Transformer blocks per SpatialTransformer, per level (or one for all); the middle uses the last. */
+  /** Transformer blocks per transformer, per level (or one for all); the middle uses the last by default. */
   transformer_depth?: number | number[];
-  context_dim?: number | Array<number | null> | null;
-  disable_self_attentions?: boolean[] | null;
-  num_attention_blocks?: number[] | null;
-  disable_middle_self_attn?: boolean;
-  disable_middle_transformer?: boolean;
   use_linear_in_transformer?: boolean;
   /** softmax and softmax-xformers compute the same attention. */
   spatial_transformer_attn_type?: AttnMode;
   adm_in_channels?: number | null;
 }
 
-/** The constructor arguments of the reference's UNetModel (anything else is a TypeError there). */
-export const UNET_PARAM_NAMES: readonly string[] = [
+export interface UNetModelParams extends UNetCommonParams {
+  /** Per level, or one count for every level. */
+  num_res_blocks: number | number[];
+  context_dim?: number | Array<number | null> | null;
+  disable_self_attentions?: boolean[] | null;
+  num_attention_blocks?: number[] | null;
+  disable_middle_self_attn?: boolean;
+  disable_middle_transformer?: boolean;
+}
+
+/** The constructor argument names UNetModel and VideoUNet share, in the reference's order. */
+export const UNET_COMMON_PARAM_NAMES: readonly string[] = [
   'in_channels',
   'model_channels',
   'out_channels',
@@ -337,6 +341,11 @@ export const UNET_PARAM_NAMES: readonly string[] = [
   'use_scale_shift_norm',
   'resblock_updown',
   'transformer_depth',
+];
+
+/** The constructor arguments of the reference's UNetModel (anything else is a TypeError there). */
+export const UNET_PARAM_NAMES: readonly string[] = [
+  ...UNET_COMMON_PARAM_NAMES,
   'context_dim',
   'disable_self_attentions',
   'num_attention_blocks',
@@ -358,6 +367,169 @@ export const UNET_FOREIGN_PARAMS: Readonly<Record<string, string>> = {
 
 /** The block outputs a UNetModel forward reports to `traceHook` (`input_blocks.N`, `middle_block`, `output_blocks.N`). */
 export type TraceHook = (path: string, output: T.Tensor) => void;
+
+// ---------------------------------------------------------------- shared by UNetModel and VideoUNet
+
+/**
+ * The attention heads of a block of width ch: num_heads fixed, or (num_head_channels set) as many
+ * heads of num_head_channels as fit. As in the reference, the last count computed is remembered
+ * as num_heads for the blocks after it.
+ */
+export function headSplitter(num_heads: number, num_head_channels: number): (ch: number) => [number, number] {
+  return (ch) => {
+    if (num_head_channels === -1) return [num_heads, Math.floor(ch / num_heads)];
+    num_heads = Math.floor(ch / num_head_channels);
+    return [num_heads, num_head_channels];
+  };
+}
+
+/** The class / vector conditioning embedding of a UNet (null: num_classes null). */
+export function labelEmbedding(who: string, num_classes: number | string | null, model_channels: number, ted: number, adm_in_channels: number | null): nn.Module | null {
+  if (num_classes === null) return null;
+  if (typeof num_classes === 'number') return new nn.Embedding(num_classes, ted);
+  if (num_classes === 'continuous') return new nn.Linear(1, ted);
+  if (num_classes === 'timestep') {
+    return new nn.Sequential(new Timestep(model_channels), new nn.Sequential(linear(model_channels, ted), new nn.SiLU(), linear(ted, ted)));
+  }
+  if (adm_in_channels === null) throw new Error(`${who}: num_classes "sequential" needs adm_in_channels`);
+  return new nn.Sequential(new nn.Sequential(linear(adm_in_channels, ted), new nn.SiLU(), linear(ted, ted)));
+}
+
+/** What a UNet's block lists are built from; the factories make the layers in the reference's order. */
+export interface UNetLevels {
+  in_channels: number;
+  model_channels: number;
+  out_channels: number;
+  channel_mult: readonly number[];
+  /** ResBlocks per level. */
+  num_res_blocks: readonly number[];
+  attention_resolutions: readonly number[];
+  dims: number;
+  /** A ResBlock from ch to out channels. */
+  resblock(ch: number, out: number): nn.Module;
+  /** The attention after the index-th ResBlock of a level, on a level with attention (null: none there). */
+  attention(ch: number, level: number, index: number, side: 'input' | 'output'): nn.Module | null;
+  /** The layer that halves the resolution after a level (the last level has none). */
+  downsample(ch: number): nn.Module;
+  /** The layer that doubles the resolution after a level on the way up (the first level has none). */
+  upsample(ch: number): nn.Module;
+  /** The middle block at width ch. */
+  middle(ch: number): TimestepEmbedSequential;
+}
+
+/**
+ * A UNet's input_blocks, middle_block, output_blocks and out, in the reference's construction
+ * order and state-dict layout: per level num_res_blocks ResBlocks (each with its attention where
+ * the downsampling factor is in attention_resolutions) and a downsample; the middle block; the
+ * levels back up, each block taking the skip connection of its input block.
+ */
+export function buildUNetBlocks(s: UNetLevels): {
+  input_blocks: nn.ModuleList<TimestepEmbedSequential>;
+  middle_block: TimestepEmbedSequential;
+  output_blocks: nn.ModuleList<TimestepEmbedSequential>;
+  out: nn.Sequential;
+} {
+  const { model_channels, channel_mult, num_res_blocks, attention_resolutions, dims } = s;
+  const levels = channel_mult.length;
+  const input_blocks = new nn.ModuleList([new TimestepEmbedSequential(conv_nd(dims, s.in_channels, model_channels, 3, { padding: 1 }))]);
+  const input_block_chans = [model_channels];
+  let ch = model_channels;
+  let ds = 1;
+  channel_mult.forEach((mult, level) => {
+    for (let nr = 0; nr < num_res_blocks[level]!; nr++) {
+      const layers: nn.Module[] = [s.resblock(ch, mult * model_channels)];
+      ch = mult * model_channels;
+      if (attention_resolutions.includes(ds)) {
+        const attn = s.attention(ch, level, nr, 'input');
+        if (attn) layers.push(attn);
+      }
+      input_blocks.push(new TimestepEmbedSequential(...layers));
+      input_block_chans.push(ch);
+    }
+    if (level !== levels - 1) {
+      input_blocks.push(new TimestepEmbedSequential(s.downsample(ch)));
+      input_block_chans.push(ch);
+      ds *= 2;
+    }
+  });
+
+  const middle_block = s.middle(ch);
+
+  const output_blocks = new nn.ModuleList<TimestepEmbedSequential>([]);
+  for (let level = levels - 1; level >= 0; level--) {
+    const mult = channel_mult[level]!;
+    for (let i = 0; i < num_res_blocks[level]! + 1; i++) {
+      const ich = input_block_chans.pop()!;
+      const layers: nn.Module[] = [s.resblock(ch + ich, model_channels * mult)];
+      ch = model_channels * mult;
+      if (attention_resolutions.includes(ds)) {
+        const attn = s.attention(ch, level, i, 'output');
+        if (attn) layers.push(attn);
+      }
+      if (level && i === num_res_blocks[level]) {
+        layers.push(s.upsample(ch));
+        ds = Math.floor(ds / 2);
+      }
+      output_blocks.push(new TimestepEmbedSequential(...layers));
+    }
+  }
+
+  const out = new nn.Sequential(normalization(ch), new nn.SiLU(), conv_nd(dims, model_channels, s.out_channels, 3, { padding: 1 }));
+  return { input_blocks, middle_block, output_blocks, out };
+}
+
+/** A UNet's check of its conditioning: y given if and only if num_classes is set; timesteps given. */
+export function checkUNetInputs(who: string, num_classes: number | string | null, timesteps: T.Tensor | null | undefined, y: T.Tensor | null | undefined): asserts timesteps is T.Tensor {
+  if ((y != null) !== (num_classes !== null)) {
+    throw new Error(`${who}: must specify y if and only if the model is class-conditional (num_classes ${JSON.stringify(num_classes)}, y ${y ? 'given' : 'absent'})`);
+  }
+  if (!timesteps) throw new Error(`${who}: timesteps are required`);
+}
+
+/** A UNet's embedding: time_embed of the sinusoidal timestep embedding, plus label_emb(y) when class-conditional. */
+export function unetEmbedding(
+  who: string,
+  net: { model_channels: number; num_classes: number | string | null; time_embed: nn.Sequential; label_emb: nn.Module | null },
+  x: T.Tensor,
+  timesteps: T.Tensor,
+  y: T.Tensor | null | undefined,
+): T.Tensor {
+  const t_emb = timestep_embedding(timesteps, net.model_channels, 10000, false);
+  let emb = net.time_embed.forward(t_emb);
+  if (net.num_classes !== null) {
+    if (y!.shape[0] !== x.shape[0]) throw new T.ShapeError(who, `y ${T.fmtShape(y!.shape)} and x ${T.fmtShape(x.shape)} differ in batch size`);
+    emb = T.add(emb, (net.label_emb as nn.Module & { forward(t: T.Tensor): T.Tensor }).forward(y!));
+  }
+  return emb;
+}
+
+/**
+ * A UNet's forward through its blocks: every input block's output kept as a skip connection, the
+ * middle block, each output block on its input concatenated (channels) with the last skip left;
+ * every block output reported to hook. `run` calls a block with the embedding and context.
+ */
+export function runUNetBlocks(
+  net: { input_blocks: nn.ModuleList<TimestepEmbedSequential>; middle_block: TimestepEmbedSequential; output_blocks: nn.ModuleList<TimestepEmbedSequential> },
+  x: T.Tensor,
+  run: (block: TimestepEmbedSequential, h: T.Tensor) => T.Tensor,
+  hook: TraceHook | null,
+): T.Tensor {
+  const hs: T.Tensor[] = [];
+  let h = x;
+  net.input_blocks.items.forEach((m, i) => {
+    h = run(m, h);
+    hs.push(h);
+    hook?.(`input_blocks.${i}`, h);
+  });
+  h = run(net.middle_block, h);
+  hook?.('middle_block', h);
+  net.output_blocks.items.forEach((m, i) => {
+    h = T.concat([h, hs.pop()!], 1);
+    h = run(m, h);
+    hook?.(`output_blocks.${i}`, h);
+  });
+  return h;
+}
 
 /**
  * The UNet with attention and timestep embedding. forward(x, timesteps, context, y): x (N, C, ...),
@@ -423,7 +595,7 @@ export class UNetModel extends nn.Module {
       adm_in_channels = null,
     } = params;
     const context_dim = params.context_dim ?? null;
-    let num_heads = params.num_heads ?? -1;
+    const num_heads = params.num_heads ?? -1;
     let num_heads_upsample = params.num_heads_upsample ?? -1;
     if (num_heads_upsample === -1) num_heads_upsample = num_heads;
     if (num_heads === -1 && num_head_channels === -1) throw new Error('UNetModel: either num_heads or num_head_channels has to be set');
@@ -470,24 +642,11 @@ export class UNetModel extends nn.Module {
 
     const ted = model_channels * 4;
     this.time_embed = new nn.Sequential(linear(model_channels, ted), new nn.SiLU(), linear(ted, ted));
-    if (num_classes !== null) {
-      if (typeof num_classes === 'number') this.label_emb = new nn.Embedding(num_classes, ted);
-      else if (num_classes === 'continuous') this.label_emb = new nn.Linear(1, ted);
-      else if (num_classes === 'timestep') {
-        this.label_emb = new nn.Sequential(new Timestep(model_channels), new nn.Sequential(linear(model_channels, ted), new nn.SiLU(), linear(ted, ted)));
-      } else {
-        if (adm_in_channels === null) throw new Error('UNetModel: num_classes "sequential" needs adm_in_channels');
-        this.label_emb = new nn.Sequential(new nn.Sequential(linear(adm_in_channels, ted), new nn.SiLU(), linear(ted, ted)));
-      }
-    }
+    this.label_emb = labelEmbedding('UNetModel', num_classes, model_channels, ted, adm_in_channels);
 
     const resblock = (ch: number, out: number, extra: Partial<ResBlockParams> = {}): ResBlock =>
       new ResBlock({ channels: ch, emb_channels: ted, dropout, out_channels: out, dims, use_checkpoint, use_scale_shift_norm, ...extra });
-    const heads = (ch: number): [number, number] => {
-      if (num_head_channels === -1) return [num_heads, Math.floor(ch / num_heads)];
-      num_heads = Math.floor(ch / num_head_channels);
-      return [num_heads, num_head_channels];
-    };
+    const heads = headSplitter(num_heads, num_head_channels);
     const transformer = (ch: number, depth: number, disabled_sa: boolean): SpatialTransformer => {
       const [n_heads, d_head] = heads(ch);
       return new SpatialTransformer({
@@ -503,90 +662,39 @@ export class UNetModel extends nn.Module {
       });
     };
 
-    this.input_blocks = new nn.ModuleList([new TimestepEmbedSequential(conv_nd(dims, in_channels, model_channels, 3, { padding: 1 }))]);
-    const input_block_chans = [model_channels];
-    let ch = model_channels;
-    let ds = 1;
-    channel_mult.forEach((mult, level) => {
-      for (let nr = 0; nr < numRes[level]!; nr++) {
-        const layers: nn.Module[] = [resblock(ch, mult * model_channels)];
-        ch = mult * model_channels;
-        if (attention_resolutions.includes(ds)) {
-          const disabled_sa = context_dim !== null && disable_self_attentions !== null ? disable_self_attentions[level]! : false;
-          if (num_attention_blocks === null || nr < num_attention_blocks[level]!) layers.push(transformer(ch, transformer_depth[level]!, disabled_sa));
-        }
-        this.input_blocks.push(new TimestepEmbedSequential(...layers));
-        input_block_chans.push(ch);
-      }
-      if (level !== levels - 1) {
-        const out_ch = ch;
-        this.input_blocks.push(
-          new TimestepEmbedSequential(
-            resblock_updown ? resblock(ch, out_ch, { down: true }) : new Downsample({ channels: ch, use_conv: conv_resample, dims, out_channels: out_ch }),
-          ),
-        );
-        ch = out_ch;
-        input_block_chans.push(ch);
-        ds *= 2;
-      }
+    const blocks = buildUNetBlocks({
+      in_channels,
+      model_channels,
+      out_channels,
+      channel_mult,
+      num_res_blocks: numRes,
+      attention_resolutions,
+      dims,
+      resblock,
+      attention: (ch, level, index, side) => {
+        // As in the reference, only the input side asks for a context before disabling self-attention.
+        const disabled_sa = (side === 'output' || context_dim !== null) && disable_self_attentions !== null ? disable_self_attentions[level]! : false;
+        return num_attention_blocks === null || index < num_attention_blocks[level]! ? transformer(ch, transformer_depth[level]!, disabled_sa) : null;
+      },
+      downsample: (ch) => (resblock_updown ? resblock(ch, ch, { down: true }) : new Downsample({ channels: ch, use_conv: conv_resample, dims, out_channels: ch })),
+      upsample: (ch) => (resblock_updown ? resblock(ch, ch, { up: true }) : new Upsample({ channels: ch, use_conv: conv_resample, dims, out_channels: ch })),
+      middle: (ch) =>
+        new TimestepEmbedSequential(
+          resblock(ch, ch),
+          disable_middle_transformer ? new nn.Identity() : transformer(ch, transformer_depth_middle, disable_middle_self_attn),
+          resblock(ch, ch),
+        ),
     });
-
-    this.middle_block = new TimestepEmbedSequential(
-      resblock(ch, ch),
-      disable_middle_transformer ? new nn.Identity() : transformer(ch, transformer_depth_middle, disable_middle_self_attn),
-      resblock(ch, ch),
-    );
-
-    this.output_blocks = new nn.ModuleList<TimestepEmbedSequential>([]);
-    for (let level = levels - 1; level >= 0; level--) {
-      const mult = channel_mult[level]!;
-      for (let i = 0; i < numRes[level]! + 1; i++) {
-        const ich = input_block_chans.pop()!;
-        const layers: nn.Module[] = [resblock(ch + ich, model_channels * mult)];
-        ch = model_channels * mult;
-        if (attention_resolutions.includes(ds)) {
-          const disabled_sa = disable_self_attentions !== null ? disable_self_attentions[level]! : false;
-          if (num_attention_blocks === null || i < num_attention_blocks[level]!) layers.push(transformer(ch, transformer_depth[level]!, disabled_sa));
-        }
-        if (level && i === numRes[level]) {
-          const out_ch = ch;
-          layers.push(resblock_updown ? resblock(ch, out_ch, { up: true }) : new Upsample({ channels: ch, use_conv: conv_resample, dims, out_channels: out_ch }));
-          ds = Math.floor(ds / 2);
-        }
-        this.output_blocks.push(new TimestepEmbedSequential(...layers));
-      }
-    }
-
-    this.out = new nn.Sequential(normalization(ch), new nn.SiLU(), conv_nd(dims, model_channels, out_channels, 3, { padding: 1 }));
+    this.input_blocks = blocks.input_blocks;
+    this.middle_block = blocks.middle_block;
+    this.output_blocks = blocks.output_blocks;
+    this.out = blocks.out;
   }
 
   forward(x: T.Tensor, timesteps?: Maybe<T.Tensor>, context?: SpatialContext, y?: Maybe<T.Tensor>): T.Tensor {
-    if ((y != null) !== (this.num_classes !== null)) {
-      throw new Error(`UNetModel: must specify y if and only if the model is class-conditional (num_classes ${JSON.stringify(this.num_classes)}, y ${y ? 'given' : 'absent'})`);
-    }
-    if (!timesteps) throw new Error('UNetModel: timesteps are required');
-    const hs: T.Tensor[] = [];
-    const t_emb = timestep_embedding(timesteps, this.model_channels, 10000, false);
-    let emb = this.time_embed.forward(t_emb);
-    if (this.num_classes !== null) {
-      if (y!.shape[0] !== x.shape[0]) throw new T.ShapeError('UNetModel', `y ${T.fmtShape(y!.shape)} and x ${T.fmtShape(x.shape)} differ in batch size`);
-      emb = T.add(emb, (this.label_emb as nn.Module & { forward(t: T.Tensor): T.Tensor }).forward(y!));
-    }
-    const hook = this.traceHook;
-    let h = x;
-    this.input_blocks.items.forEach((m, i) => {
-      h = m.forward(h, emb, context);
-      hs.push(h);
-      hook?.(`input_blocks.${i}`, h);
-    });
-    h = this.middle_block.forward(h, emb, context);
-    hook?.('middle_block', h);
-    this.output_blocks.items.forEach((m, i) => {
-      h = T.concat([h, hs.pop()!], 1);
-      h = m.forward(h, emb, context);
-      hook?.(`output_blocks.${i}`, h);
-    });
-    h = T.cast(h, x.dtype);
-    return this.out.forward(h);
+    checkUNetInputs('UNetModel', this.num_classes, timesteps, y);
+    const emb = unetEmbedding('UNetModel', this, x, timesteps, y);
+    const h = runUNetBlocks(this, x, (m, h) => m.forward(h, emb, context), this.traceHook);
+    return this.out.forward(T.cast(h, x.dtype));
   }
 }

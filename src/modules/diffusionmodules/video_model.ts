@@ -8,9 +8,24 @@
 import * as T from '../../tensor/index.js';
 import * as nn from '../../nn/index.js';
 import { SpatialVideoTransformer, checkFrames, checkIndicator } from '../video_attention.js';
-import type { AttnMode, SpatialContext } from '../attention.js';
-import { Downsample, ResBlock, TimestepEmbedSequential, Timestep, Upsample, type EmbedArgs, type TraceHook } from './openaimodel.js';
-import { AlphaBlender, conv_nd, linear, normalization, timestep_embedding, type MergeStrategy } from './util.js';
+import type { SpatialContext } from '../attention.js';
+import {
+  Downsample,
+  ResBlock,
+  TimestepEmbedSequential,
+  UNET_COMMON_PARAM_NAMES,
+  Upsample,
+  buildUNetBlocks,
+  checkUNetInputs,
+  headSplitter,
+  labelEmbedding,
+  runUNetBlocks,
+  unetEmbedding,
+  type EmbedArgs,
+  type TraceHook,
+  type UNetCommonParams,
+} from './openaimodel.js';
+import { AlphaBlender, linear, type MergeStrategy } from './util.js';
 
 type Maybe<X> = X | null | undefined;
 
@@ -118,26 +133,8 @@ export class VideoResBlock extends ResBlock {
 
 // ---------------------------------------------------------------- VideoUNet
 
-export interface VideoUNetParams {
-  in_channels: number;
-  model_channels: number;
-  out_channels: number;
+export interface VideoUNetParams extends UNetCommonParams {
   num_res_blocks: number;
-  /** Downsampling factors (1, 2, 4, ...) at which input/output blocks get a SpatialVideoTransformer. */
-  attention_resolutions: number[];
-  dropout?: number;
-  channel_mult?: number[];
-  conv_resample?: boolean;
-  dims?: number;
-  num_classes?: number | 'sequential' | 'continuous' | 'timestep' | null;
-  /** Gradient checkpointing: accepted, no effect on values. */
-  use_checkpoint?: boolean;
-  num_heads?: number;
-  num_head_channels?: number;
-  num_heads_upsample?: number;
-  use_scale_shift_norm?: boolean;
-  resblock_updown?: boolean;
-  transformer_depth?: number | number[];
   transformer_depth_middle?: number | null;
   context_dim: number;
   /** Down/upsample the frame axis too (dims 3 only). */
@@ -148,33 +145,14 @@ export interface VideoUNetParams {
   use_spatial_context?: boolean;
   merge_strategy?: MergeStrategy;
   merge_factor?: number;
-  spatial_transformer_attn_type?: AttnMode;
   video_kernel_size?: number | number[];
-  use_linear_in_transformer?: boolean;
-  adm_in_channels?: number | null;
   disable_temporal_crossattention?: boolean;
   max_ddpm_temb_period?: number;
 }
 
 /** The constructor arguments of the reference's VideoUNet. */
 export const VIDEO_UNET_PARAM_NAMES: readonly string[] = [
-  'in_channels',
-  'model_channels',
-  'out_channels',
-  'num_res_blocks',
-  'attention_resolutions',
-  'dropout',
-  'channel_mult',
-  'conv_resample',
-  'dims',
-  'num_classes',
-  'use_checkpoint',
-  'num_heads',
-  'num_head_channels',
-  'num_heads_upsample',
-  'use_scale_shift_norm',
-  'resblock_updown',
-  'transformer_depth',
+  ...UNET_COMMON_PARAM_NAMES,
   'transformer_depth_middle',
   'context_dim',
   'time_downup',
@@ -263,7 +241,7 @@ export class VideoUNet extends nn.Module {
     if (context_dim === null) throw new Error('VideoUNet: context_dim is required');
     if (typeof context_dim !== 'number') throw new Error(`VideoUNet: context_dim must be an int, got ${JSON.stringify(context_dim)}`);
     if (!Number.isInteger(num_res_blocks) || num_res_blocks < 0) throw new Error(`VideoUNet: num_res_blocks must be an int (one count for every level), got ${JSON.stringify(num_res_blocks)}`);
-    let num_heads = params.num_heads ?? -1;
+    const num_heads = params.num_heads ?? -1;
     let num_heads_upsample = params.num_heads_upsample ?? -1;
     if (num_heads_upsample === -1) num_heads_upsample = num_heads;
     if (num_heads === -1 && num_head_channels === -1) throw new Error('VideoUNet: either num_heads or num_head_channels has to be set');
@@ -301,16 +279,7 @@ export class VideoUNet extends nn.Module {
 
     const ted = model_channels * 4;
     this.time_embed = new nn.Sequential(linear(model_channels, ted), new nn.SiLU(), linear(ted, ted));
-    if (num_classes !== null) {
-      if (typeof num_classes === 'number') this.label_emb = new nn.Embedding(num_classes, ted);
-      else if (num_classes === 'continuous') this.label_emb = new nn.Linear(1, ted);
-      else if (num_classes === 'timestep') {
-        this.label_emb = new nn.Sequential(new Timestep(model_channels), new nn.Sequential(linear(model_channels, ted), new nn.SiLU(), linear(ted, ted)));
-      } else {
-        if (adm_in_channels === null) throw new Error('VideoUNet: num_classes "sequential" needs adm_in_channels');
-        this.label_emb = new nn.Sequential(new nn.Sequential(linear(adm_in_channels, ted), new nn.SiLU(), linear(ted, ted)));
-      }
-    }
+    this.label_emb = labelEmbedding('VideoUNet', num_classes, model_channels, ted, adm_in_channels);
 
     const resblock = (ch: number, out: number | null, extra: { up?: boolean; down?: boolean } = {}): VideoResBlock =>
       new VideoResBlock({
@@ -326,11 +295,7 @@ export class VideoUNet extends nn.Module {
         use_scale_shift_norm,
         ...extra,
       });
-    const heads = (ch: number): [number, number] => {
-      if (num_head_channels === -1) return [num_heads, Math.floor(ch / num_heads)];
-      num_heads = Math.floor(ch / num_head_channels);
-      return [num_heads, num_head_channels];
-    };
+    const heads = headSplitter(num_heads, num_head_channels);
     const attention = (ch: number, depth: number): SpatialVideoTransformer => {
       const [n_heads, d_head] = heads(ch);
       return new SpatialVideoTransformer({
@@ -354,58 +319,27 @@ export class VideoUNet extends nn.Module {
       });
     };
 
-    this.input_blocks = new nn.ModuleList([new TimestepEmbedSequential(conv_nd(dims, in_channels, model_channels, 3, { padding: 1 }))]);
-    const input_block_chans = [model_channels];
-    let ch = model_channels;
-    let ds = 1;
-    channel_mult.forEach((mult, level) => {
-      for (let nr = 0; nr < num_res_blocks; nr++) {
-        const layers: nn.Module[] = [resblock(ch, mult * model_channels)];
-        ch = mult * model_channels;
-        if (attention_resolutions.includes(ds)) layers.push(attention(ch, depthAt(level)));
-        this.input_blocks.push(new TimestepEmbedSequential(...layers));
-        input_block_chans.push(ch);
-      }
-      if (level !== levels - 1) {
-        ds *= 2;
-        const out_ch = ch;
-        this.input_blocks.push(
-          new TimestepEmbedSequential(
-            resblock_updown
-              ? resblock(ch, out_ch, { down: true })
-              : new Downsample({ channels: ch, use_conv: conv_resample, dims, out_channels: out_ch, third_down: time_downup }),
-          ),
-        );
-        ch = out_ch;
-        input_block_chans.push(ch);
-      }
+    const blocks = buildUNetBlocks({
+      in_channels,
+      model_channels,
+      out_channels,
+      channel_mult,
+      num_res_blocks: new Array<number>(channel_mult.length).fill(num_res_blocks),
+      attention_resolutions,
+      dims,
+      resblock,
+      attention: (ch, level) => attention(ch, depthAt(level)),
+      downsample: (ch) =>
+        resblock_updown ? resblock(ch, ch, { down: true }) : new Downsample({ channels: ch, use_conv: conv_resample, dims, out_channels: ch, third_down: time_downup }),
+      upsample: (ch) =>
+        resblock_updown ? resblock(ch, ch, { up: true }) : new Upsample({ channels: ch, use_conv: conv_resample, dims, out_channels: ch, third_up: time_downup }),
+      // The middle block's heads follow the last level's width (num_heads as last set by heads).
+      middle: (ch) => new TimestepEmbedSequential(resblock(ch, null), attention(ch, transformer_depth_middle), resblock(ch, null)),
     });
-
-    // The middle block's heads follow the last level's width (num_heads as last set above).
-    this.middle_block = new TimestepEmbedSequential(resblock(ch, null), attention(ch, transformer_depth_middle), resblock(ch, null));
-
-    this.output_blocks = new nn.ModuleList<TimestepEmbedSequential>([]);
-    for (let level = levels - 1; level >= 0; level--) {
-      const mult = channel_mult[level]!;
-      for (let i = 0; i < num_res_blocks + 1; i++) {
-        const ich = input_block_chans.pop()!;
-        const layers: nn.Module[] = [resblock(ch + ich, model_channels * mult)];
-        ch = model_channels * mult;
-        if (attention_resolutions.includes(ds)) layers.push(attention(ch, depthAt(level)));
-        if (level && i === num_res_blocks) {
-          const out_ch = ch;
-          ds = Math.floor(ds / 2);
-          layers.push(
-            resblock_updown
-              ? resblock(ch, out_ch, { up: true })
-              : new Upsample({ channels: ch, use_conv: conv_resample, dims, out_channels: out_ch, third_up: time_downup }),
-          );
-        }
-        this.output_blocks.push(new TimestepEmbedSequential(...layers));
-      }
-    }
-
-    this.out = new nn.Sequential(normalization(ch), new nn.SiLU(), conv_nd(dims, model_channels, out_channels, 3, { padding: 1 }));
+    this.input_blocks = blocks.input_blocks;
+    this.middle_block = blocks.middle_block;
+    this.output_blocks = blocks.output_blocks;
+    this.out = blocks.out;
   }
 
   forward(
@@ -417,10 +351,7 @@ export class VideoUNet extends nn.Module {
     num_video_frames?: Maybe<number>,
     image_only_indicator?: Maybe<T.Tensor>,
   ): T.Tensor {
-    if ((y != null) !== (this.num_classes !== null)) {
-      throw new Error(`VideoUNet: must specify y if and only if the model is class-conditional (num_classes ${JSON.stringify(this.num_classes)}, y ${y ? 'given' : 'absent'})`);
-    }
-    if (!timesteps) throw new Error('VideoUNet: timesteps are required');
+    checkUNetInputs('VideoUNet', this.num_classes, timesteps, y);
     const batch = x.shape[0]!;
     const t = checkFrames('VideoUNet', batch, num_video_frames);
     if (timesteps.ndim !== 1 || timesteps.shape[0] !== batch) {
@@ -434,28 +365,8 @@ export class VideoUNet extends nn.Module {
       checkIndicator('VideoUNet', image_only_indicator, batch, t);
     }
 
-    const hs: T.Tensor[] = [];
-    const t_emb = timestep_embedding(timesteps, this.model_channels, 10000, false);
-    let emb = this.time_embed.forward(t_emb);
-    if (this.num_classes !== null) {
-      if (y!.shape[0] !== batch) throw new T.ShapeError('VideoUNet', `y ${T.fmtShape(y!.shape)} and x ${T.fmtShape(x.shape)} differ in batch size`);
-      emb = T.add(emb, (this.label_emb as nn.Module & { forward(t: T.Tensor): T.Tensor }).forward(y!));
-    }
-    const hook = this.traceHook;
-    let h = x;
-    this.input_blocks.items.forEach((m, i) => {
-      h = m.forward(h, emb, context, image_only_indicator, time_context, t);
-      hs.push(h);
-      hook?.(`input_blocks.${i}`, h);
-    });
-    h = this.middle_block.forward(h, emb, context, image_only_indicator, time_context, t);
-    hook?.('middle_block', h);
-    this.output_blocks.items.forEach((m, i) => {
-      h = T.concat([h, hs.pop()!], 1);
-      h = m.forward(h, emb, context, image_only_indicator, time_context, t);
-      hook?.(`output_blocks.${i}`, h);
-    });
-    h = T.cast(h, x.dtype);
-    return this.out.forward(h);
+    const emb = unetEmbedding('VideoUNet', this, x, timesteps, y);
+    const h = runUNetBlocks(this, x, (m, h) => m.forward(h, emb, context, image_only_indicator, time_context, t), this.traceHook);
+    return this.out.forward(T.cast(h, x.dtype));
   }
 }
