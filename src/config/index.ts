@@ -11,6 +11,7 @@ export * from './merge.js';
 export * from './interpolate.js';
 export * from './registry.js';
 export * from './instantiate.js';
+export * from './params.js';
 
 export interface LoadConfigsOptions {
   /** `key.path=value` overrides applied after merging (main.py's unknown command-line args). */

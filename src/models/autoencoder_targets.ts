@@ -2,7 +2,7 @@
 // sgm.modules.diffusionmodules.model, the regularizers and the temporal decoder of
 // sgm.modules.autoencoding.temporal_ae. Placeholders registered by src/registry.ts are replaced;
 // the other names (building blocks the fixtures build directly) are registered.
-import { ConfigError, placeholder, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../config/index.js';
+import { atPath, placeholder, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../config/index.js';
 import {
   AttnBlock,
   Decoder,
@@ -45,17 +45,6 @@ const list = (doc: string, dflt?: unknown[] | null): ParamSpec =>
   dflt === undefined ? { type: 'list', required: true, doc } : { type: 'list', default: dflt, doc };
 const intOrList = (dflt: number | number[] | null, doc: string): ParamSpec => ({ type: ['int', 'list'], default: dflt, doc });
 const config = (doc: string, required = true): ParamSpec => (required ? { type: 'config', required: true, doc } : { type: 'config', nullable: true, doc });
-
-/** Errors of constructors become ConfigErrors naming the config path. */
-function atPath<T>(ctx: InstantiateContext, target: string, make: () => T): T {
-  try {
-    return make();
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const where = ctx.path === '' ? '<root>' : ctx.path;
-    throw new ConfigError(`${where}: cannot build ${target}: ${(e as Error).message}`, { path: ctx.path, cause: e });
-  }
-}
 
 /** nested config builder with the config path of the param (`model.params.first_stage_config.params.encoder_config`). */
 function nested(ctx: InstantiateContext) {

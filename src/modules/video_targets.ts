@@ -2,8 +2,8 @@
 // SpatialVideoTransformer), video_model (VideoResBlock, VideoUNet) and the temporal autoencoder's
 // attention blocks (temporal_ae.VideoBlock, MemoryEfficientVideoBlock), with the reference's
 // constructor params. Their placeholders (src/registry.ts, models/autoencoder_targets.ts) are replaced.
-import { ConfigError, type ParamSpec, type Registry, type TargetDef } from '../config/index.js';
-import { ATTN_MODES, UNET_COMMON_PARAMS, atPath, ints, oneOf, opt, paramPath, req } from './diffusionmodules/unet_params.js';
+import { ConfigError, atPath, ints, oneOf, opt, paramPath, req, type ParamSpec, type Registry, type TargetDef } from '../config/index.js';
+import { ATTN_MODES, UNET_COMMON_PARAMS } from './diffusionmodules/unet_params.js';
 import { AlphaBlender } from './diffusionmodules/util.js';
 import { VideoResBlock, VideoUNet, type VideoUNetParams } from './diffusionmodules/video_model.js';
 import { MemoryEfficientVideoBlock, VideoBlock } from './autoencoding/temporal_ae.js';

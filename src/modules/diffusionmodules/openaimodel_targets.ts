@@ -3,7 +3,7 @@
 // CrossAttention, MemoryEfficientCrossAttention, BasicTransformerBlock, SpatialTransformer) and the
 // network wrappers, with the reference's constructor params; plus the module-level functions the
 // parity fixtures call by dotted name (UNET_FUNCTIONS).
-import { ConfigError, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
+import { ConfigError, atPath, ints, oneOf, opt, paramPath, req, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
 import * as T from '../../tensor/index.js';
 import {
   BasicTransformerBlock,
@@ -15,7 +15,7 @@ import {
 } from '../attention.js';
 import { Downsample, ResBlock, Timestep, UNetModel, Upsample, type UNetModelParams } from './openaimodel.js';
 import { AlphaBlender, GroupNorm32, normalization, timestep_embedding, type MergeStrategy } from './util.js';
-import { ATTN_MODES, UNET_COMMON_PARAMS, atPath, ints, oneOf, opt, paramPath, req } from './unet_params.js';
+import { ATTN_MODES, UNET_COMMON_PARAMS } from './unet_params.js';
 import { IdentityWrapper, OpenAIWrapper, type DiffusionModel } from './wrappers.js';
 
 const DM = 'sgm.modules.diffusionmodules';

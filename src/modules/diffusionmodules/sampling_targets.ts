@@ -1,8 +1,7 @@
 // Config targets of the samplers (sgm.modules.diffusionmodules.sampling.*): the reference's
 // constructor params, checked by the registry, with the nested discretization and guider configs
 // instantiated through the context (so errors name their config path).
-import { ConfigError } from '../../config/errors.js';
-import type { InstantiateContext, ParamSpec, Registry, TargetDef } from '../../config/registry.js';
+import { ConfigError, paramPath, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
 import {
   DPMPP2MSampler,
   DPMPP2SAncestralSampler,
@@ -40,10 +39,6 @@ const ANCESTRAL_PARAMS: Record<string, ParamSpec> = {
 const LMS_PARAMS: Record<string, ParamSpec> = {
   order: { type: 'int', default: 4 },
 };
-
-function paramPath(ctx: InstantiateContext, name: string): string {
-  return ctx.path === '' ? `params.${name}` : `${ctx.path}.params.${name}`;
-}
 
 /** A numeric param's value check (the type was checked by the registry). */
 function check(ctx: InstantiateContext, target: string, name: string, v: unknown, ok: (n: number) => boolean, what: string): void {

@@ -1,7 +1,7 @@
 // Config targets of the diffusion framework: the reference's dotted names mapped to the classes of
 // this folder (and sgm.lr_scheduler), replacing the placeholders src/registry.ts registers.
 // Nested `*_config` params are instantiated through ctx.instantiate, so errors name their path.
-import { ConfigError, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
+import { ConfigError, atPath, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
 import { LambdaLinearScheduler, LambdaWarmUpCosineScheduler, LambdaWarmUpCosineScheduler2 } from '../../lr_scheduler.js';
 import { Denoiser, DiscreteDenoiser } from './denoiser.js';
 import { EDMScaling, EpsScaling, VScaling, VScalingWithEDMcNoise, type DenoiserScaling } from './denoiser_scaling.js';
@@ -45,17 +45,6 @@ function stringList(ctx: InstantiateContext, params: Record<string, unknown>, na
     throw new ConfigError(`${at}: expected a string (a key name) in list '${name}', found ${JSON.stringify(list[bad])}`, { path: at });
   }
   return list as string[];
-}
-
-/** Errors of constructors (a bad strength, an unsupported loss type) become ConfigErrors naming the config path. */
-function atPath<T>(ctx: InstantiateContext, target: string, make: () => T): T {
-  try {
-    return make();
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const where = ctx.path === '' ? '<root>' : ctx.path;
-    throw new ConfigError(`${where}: cannot build ${target}: ${(e as Error).message}`, { path: ctx.path, cause: e });
-  }
 }
 
 function weightingDefs(module: string): TargetDef[] {

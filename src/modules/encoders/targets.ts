@@ -1,6 +1,6 @@
 // Config targets of sgm.modules.encoders.modules (and sgm.modules.GeneralConditioner). Placeholders
 // registered by src/registry.ts are replaced; other names are registered.
-import { ConfigError, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
+import { ConfigError, atPath, type InstantiateContext, type ParamSpec, type Registry, type TargetDef } from '../../config/index.js';
 import {
   AbstractEmbModel,
   ClassEmbedder,
@@ -27,16 +27,6 @@ const config = (doc: string, required = true): ParamSpec => (required ? { type: 
 const bool = (dflt: boolean, doc?: string): ParamSpec => ({ type: 'bool', default: dflt, doc });
 const str = (dflt?: string | null, doc?: string): ParamSpec =>
   dflt === undefined ? { type: 'string', required: true, doc } : dflt === null ? { type: 'string', default: null, nullable: true, doc } : { type: 'string', default: dflt, doc };
-
-function atPath<U>(ctx: InstantiateContext, target: string, make: () => U): U {
-  try {
-    return make();
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const where = ctx.path === '' ? '<root>' : ctx.path;
-    throw new ConfigError(`${where}: cannot build ${target}: ${(e as Error).message}`, { path: ctx.path, cause: e });
-  }
-}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
