@@ -17,6 +17,9 @@ import { registerUNetTargets } from './modules/diffusionmodules/openaimodel_targ
 import { registerAutoencoderTargets } from './models/autoencoder_targets.js';
 import { registerVideoTargets } from './modules/video_targets.js';
 import { registerEncoderTargets } from './modules/encoders/targets.js';
+import { registerDataTargets } from './data/targets.js';
+import { registerOptimizerTargets } from './training/optim.js';
+import { registerDiffusionTargets } from './models/diffusion_targets.js';
 
 export interface PlaceholderGroup {
   /** Which part of the project implements these targets. */
@@ -97,24 +100,9 @@ export const PLACEHOLDER_GROUPS: readonly PlaceholderGroup[] = [
     ],
   },
   {
-    issue: 'issue 7',
-    what: 'DiffusionEngine',
-    targets: ['sgm.models.diffusion.DiffusionEngine', `${DM}.wrappers.OpenAIWrapper`, `${DM}.wrappers.IdentityWrapper`],
-  },
-  {
     issue: 'issue 8',
     what: 'data, optimizers, main.py callbacks, trainer strategy and loggers, autoencoder training losses',
     targets: [
-      'sgm.data.mnist.MNISTLoader',
-      'sgm.data.cifar10.CIFAR10Loader',
-      'sgm.data.dataset.StableDataModuleFromConfig',
-      'sdata.mappers.TorchVisionImageTransforms',
-      'sdata.mappers.Rescaler',
-      'sdata.mappers.AddOriginalImageSizeAsTupleAndCropToSquare',
-      'torchvision.transforms.Resize',
-      'torchvision.transforms.ToTensor',
-      'torch.optim.Adam',
-      'torch.optim.AdamW',
       'main.ImageLogger',
       'main.SetupCallback',
       'pytorch_lightning.callbacks.ModelCheckpoint',
@@ -173,5 +161,8 @@ registerUNetTargets(registry);
 registerAutoencoderTargets(registry);
 registerVideoTargets(registry);
 registerEncoderTargets(registry);
+registerDataTargets(registry);
+registerOptimizerTargets(registry);
+registerDiffusionTargets(registry);
 
 export { registry };

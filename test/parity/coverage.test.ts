@@ -6,7 +6,7 @@ import test from 'node:test';
 import { areaSelected, discoverCases, fixtureRoot } from '../helpers/fixtures.js';
 
 /** Areas with a parity test file (test/parity/<area>.test.ts, or the safetensors sweep for all). */
-const AREAS_WITH_RUNNERS = new Set(['framework', 'networks', 'tokenizer', 'encoders', 'watermark']);
+const AREAS_WITH_RUNNERS = new Set(['framework', 'networks', 'tokenizer', 'encoders', 'watermark', 'pipeline']);
 
 const root = fixtureRoot();
 if (existsSync(root)) {

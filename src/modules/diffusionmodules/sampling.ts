@@ -258,7 +258,7 @@ export interface LoopState {
 
 export class BaseDiffusionSampler {
   numSteps: number | null;
-  readonly discretization: SamplerDiscretization;
+  discretization: SamplerDiscretization;
   readonly guider: SamplerGuider;
   verbose: boolean;
   readonly device: string;

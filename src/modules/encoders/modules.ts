@@ -527,9 +527,14 @@ export class FrozenCLIPEmbedder extends AbstractEmbModel {
     this.return_pooled = always_return_pooled;
   }
 
+  /** The token ids forward() embeds (HF CLIP tokenizer: padded with 49407). */
+  tokenIds(text: TextInput): T.Tensor {
+    return textToIds(text, 'hf_clip', this.tokenizer, this.max_length, 'FrozenCLIPEmbedder');
+  }
+
   forward(text: TextInput): EmbOutput {
     const tm = this.transformer.text_model;
-    const ids = textToIds(text, 'hf_clip', this.tokenizer, this.max_length, 'FrozenCLIPEmbedder');
+    const ids = this.tokenIds(text);
     const n = tm.cfg.num_hidden_layers;
     let upTo = n;
     if (this.layer === 'hidden' && !this.return_pooled) upTo = ((this.layer_idx! % (n + 1)) + n + 1) % (n + 1);
@@ -564,7 +569,8 @@ abstract class OpenCLIPTextEmbedderBase extends AbstractEmbModel {
     this.tokenizer = opts.tokenizer ?? null;
     this.layer_idx = layer === 'last' ? 0 : 1;
   }
-  protected ids(text: TextInput): T.Tensor {
+  /** The token ids forward() embeds (open_clip tokenizer: padded with 0). */
+  tokenIds(text: TextInput): T.Tensor {
     return textToIds(text, 'open_clip', this.tokenizer, this.model.cfg.context_length, this.constructor.name);
   }
 }
@@ -575,7 +581,7 @@ export class FrozenOpenCLIPEmbedder extends OpenCLIPTextEmbedderBase {
     super(arch, version, device, max_length, freeze, layer, opts);
   }
   forward(text: TextInput): T.Tensor {
-    const ids = this.ids(text);
+    const ids = this.tokenIds(text);
     const m = this.model;
     let x = m.embed(ids);
     const mask = m.causalMask(ids.shape[1]!);
@@ -607,7 +613,7 @@ export class FrozenOpenCLIPEmbedder2 extends OpenCLIPTextEmbedderBase {
     if (always_return_pooled && legacy) throw new Error('FrozenOpenCLIPEmbedder2: always_return_pooled needs legacy: false (the reference asserts not legacy)');
   }
   forward(text: TextInput): EmbOutput {
-    const ids = this.ids(text);
+    const ids = this.tokenIds(text);
     const m = this.model;
     let x = m.embed(ids);
     const mask = m.causalMask(ids.shape[1]!);
