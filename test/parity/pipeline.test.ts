@@ -33,6 +33,7 @@ import type { BaseDiffusionSampler } from '../../src/modules/diffusionmodules/sa
 import { SubstepSampler } from '../../src/modules/diffusionmodules/turbo.js';
 import { ClipTokenizer } from '../../src/tokenizers/clip.js';
 import { doImg2Img, doSample, getBatch, getUniqueEmbedderKeysFromConditioner, turboSample, type SampleResult, type ValueDict } from '../../src/inference/helpers.js';
+import { savedPngPixels, watermarkSamples } from '../../src/inference/output.js';
 import { loadIo, parityArea, type IoTensor, type ParityCase } from '../helpers/fixtures.js';
 import { assertClose, type Tolerance } from '../helpers/close.js';
 
@@ -53,7 +54,7 @@ function tolFor(c: ParityCase, name: string): Tolerance {
   return { atol: per?.atol ?? tol.atol ?? 0, rtol: per?.rtol ?? tol.rtol ?? 0 };
 }
 
-async function check(c: ParityCase, io: Map<string, IoTensor>, name: string, got: T.Tensor | ArrayLike<number | bigint>, shape?: readonly number[]): Promise<void> {
+async function check(c: ParityCase, io: Map<string, IoTensor>, name: string, got: T.Tensor | ArrayLike<number | bigint>, shape?: readonly number[], tol?: Tolerance): Promise<void> {
   const ref = io.get(name);
   assert.ok(ref, `${c.name}: io has no ${name}`);
   let data: ArrayLike<number | bigint>;
@@ -66,8 +67,10 @@ async function check(c: ParityCase, io: Map<string, IoTensor>, name: string, got
   }
   const a = Array.from(data as ArrayLike<number | bigint>, Number);
   const b = Array.from(ref.data as ArrayLike<number | bigint>, Number);
-  assertClose(a, b, tolFor(c, name), `${c.name}: ${name}`);
+  assertClose(a, b, tol ?? tolFor(c, name), `${c.name}: ${name}`);
 }
+
+const EXACT: Tolerance = { atol: 0, rtol: 0 };
 
 const ioTensor = (io: Map<string, IoTensor>, name: string): T.Tensor => {
   const t = io.get(name);
@@ -243,6 +246,19 @@ async function runTxt2Img(c: ParityCase): Promise<void> {
   const r = await doSample(engine, sampler, vd, p.num_samples, p.H, p.W, p.C, p.F, { forceUcZeroEmbeddings: p.force_uc_zero_embeddings, generator: seededGenerator(c.spec) });
   await checkTokens(c, io, engine, c.spec.conditioner_calls, '');
   await checkResult(c, io, r);
+  await checkWatermark(c, io);
+}
+
+/**
+ * perform_save_locally: the watermark applied to the RECORDED samples (it is discontinuous, so it
+ * is checked on the reference's input) and the uint8 pixels of the saved PNG, both exact.
+ */
+async function checkWatermark(c: ParityCase, io: Map<string, IoTensor>): Promise<void> {
+  if (!io.has('out.samples_watermarked')) return;
+  const s = io.get('out.samples')!;
+  const [n, , h, w] = s.shape as [number, number, number, number];
+  await check(c, io, 'out.samples_watermarked', watermarkSamples(s.data as Float32Array, n, h, w), s.shape, EXACT);
+  await check(c, io, 'out.saved_png', savedPngPixels(s.data as Float32Array, n, h, w, true), [n, h, w, 3], EXACT);
 }
 
 async function runImg2Img(c: ParityCase): Promise<void> {
