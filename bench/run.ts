@@ -3,6 +3,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   engine: () => import('./engine.js'),
   networks: () => import('./networks.js'),
   ops: () => import('./ops.js'),
+  pipeline: () => import('./pipeline.js'),
   tokenizer: () => import('./tokenizer.js'),
 };
 

@@ -5,6 +5,8 @@ import { readImageRgb, rgbToBgr } from '../io/image.js';
 import { SafetensorsError, SafetensorsFile } from '../io/safetensors.js';
 import { decodeWatermark, watermarkVerdict, WATERMARK_NUM_BITS } from '../watermark/dwtdct.js';
 import { VERSION } from '../version.js';
+import { registerSample } from './sample.js';
+import { listPresets } from '../inference/presets.js';
 
 /** Mutable result of a run: subcommands that handle their own errors set the exit code here. */
 interface RunState {
@@ -80,8 +82,33 @@ function program(out: (s: string) => void, state: RunState): Command {
     .action(async (files: string[]) => {
       await detectFiles(files, out, state);
     });
+  registerSample(cmd, out);
+
+  cmd
+    .command('presets')
+    .description('list the model presets: default size, checkpoint file, where it is published')
+    .action(() => {
+      for (const p of listPresets()) {
+        out(`${p.name.padEnd(18)} ${`${p.W}x${p.H}`.padEnd(10)} ${p.checkpoint.padEnd(36)} ${p.url}\n`);
+      }
+    });
   return cmd;
 }
+
+/** Errors caused by the user's input (options, files): reported without a stack trace. */
+const USER_ERRORS = new Set([
+  'SamplingOptionError',
+  'PresetError',
+  'MissingCheckpointError',
+  'MissingVocabError',
+  'CheckpointError',
+  'ConfigError',
+  'ImageReadError',
+  'OutputError',
+  'StateDictError',
+  'TokenizerVocabError',
+  'HashError',
+]);
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
@@ -92,6 +119,11 @@ export async function main(argv: string[], out: (s: string) => void = (s) => voi
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof SafetensorsError) {
+      process.stderr.write(`sgm: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof Error && USER_ERRORS.has(e.name)) {
+      // Bad input: one clear message, no stack trace.
       process.stderr.write(`sgm: ${e.message}\n`);
       return 2;
     }

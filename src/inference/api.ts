@@ -33,6 +33,21 @@ import {
 
 const DM = 'sgm.modules.diffusionmodules';
 
+/**
+ * The image-size multiples a config supports, read from the config alone (no model is built):
+ * F = the first stage's downsampling (2^(levels-1) of its ddconfig.ch_mult; 1 without one), and
+ * `multiple` = F times the UNet's downsampling (2^(levels-1) of channel_mult), because every UNet
+ * level halves the latent and the skip connections need the halves to match on the way up.
+ */
+export function sizeMultiples(config: Record<string, unknown>): { F: number; multiple: number } {
+  const params = ((config['model'] as Record<string, unknown> | undefined)?.['params'] ?? {}) as Record<string, any>;
+  const dd = params['first_stage_config']?.params?.ddconfig ?? params['first_stage_config']?.params?.encoder_config?.params;
+  const F = Array.isArray(dd?.ch_mult) ? 2 ** (dd.ch_mult.length - 1) : 1;
+  const cm = params['network_config']?.params?.channel_mult;
+  const U = Array.isArray(cm) ? 2 ** (cm.length - 1) : 1;
+  return { F, multiple: F * U };
+}
+
 /** A bad sampling option (unknown sampler, steps < 1, ...): the message names the option. */
 export class SamplingOptionError extends Error {
   constructor(
@@ -124,6 +139,8 @@ export interface RunOptions extends Omit<SamplingRunOptions, 'generator'> {
   /** torch.manual_seed(seed) before sampling (default: a random seed). */
   seed?: number;
   generator?: T.Generator;
+  /** Extra value-dict entries, e.g. `cls` for class-conditional models. */
+  valueDict?: ValueDict;
 }
 
 export class SamplingPipeline {
@@ -180,8 +197,11 @@ export class SamplingPipeline {
   /** api.py text_to_image: do_sample with the value dict built from the params. */
   async textToImage(params: Partial<SamplingParams>, prompt: string, negativePrompt = '', samples = 1, opts: RunOptions = {}): Promise<SampleResult> {
     const p = checkSamplingParams(params, this.defaults());
-    const sampler = getSampler(p);
-    const vd: ValueDict = { ...p, prompt, negative_prompt: negativePrompt, target_width: p.width, target_height: p.height };
+    return this.txt2img(p, getSampler(p), prompt, negativePrompt, samples, opts);
+  }
+
+  private txt2img(p: SamplingParams, sampler: BaseDiffusionSampler, prompt: string, negativePrompt: string, samples: number, opts: RunOptions): Promise<SampleResult> {
+    const vd: ValueDict = { ...p, prompt, negative_prompt: negativePrompt, target_width: p.width, target_height: p.height, ...opts.valueDict };
     const { C, F } = this.latentSpec;
     return doSample(this.engine, sampler, vd, samples, p.height, p.width, C, F, {
       ...opts,
@@ -201,7 +221,7 @@ export class SamplingPipeline {
     const sampler = getSampler(p);
     if (strength < 1.0) sampler.discretization = new Img2ImgDiscretizationWrapper(sampler.discretization, strength);
     const [h, w] = [img.shape[2]!, img.shape[3]!];
-    const vd: ValueDict = { ...p, prompt, negative_prompt: negativePrompt, target_width: w, target_height: h };
+    const vd: ValueDict = { ...p, prompt, negative_prompt: negativePrompt, target_width: w, target_height: h, ...opts.valueDict };
     return doImg2Img(img, this.engine, sampler, vd, samples, {
       ...opts,
       forceUcZeroEmbeddings: this.forceUc(),
@@ -247,13 +267,7 @@ export class SamplingPipeline {
     const p = checkSamplingParams(params, this.defaults());
     const sampler = getSampler(p);
     sampler.discretization = new Txt2NoisyDiscretizationWrapper(sampler.discretization, strength, p.steps);
-    const vd: ValueDict = { ...p, prompt, negative_prompt: negativePrompt, target_width: p.width, target_height: p.height };
-    const { C, F } = this.latentSpec;
-    return doSample(this.engine, sampler, vd, samples, p.height, p.width, C, F, {
-      ...opts,
-      forceUcZeroEmbeddings: this.forceUc(),
-      generator: opts.generator ?? generatorFor(opts.seed),
-    });
+    return this.txt2img(p, sampler, prompt, negativePrompt, samples, opts);
   }
 
   /** scripts/demo/turbo.py: 1-4 steps, ancestral Euler on the fixed sigma subset, no CFG, numpy noise from `seed`. */

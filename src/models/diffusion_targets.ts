@@ -6,6 +6,7 @@ import { IdentityWrapper, OpenAIWrapper, OPENAIUNETWRAPPER, type DiffusionModel 
 import { GeneralConditioner } from '../modules/encoders/modules.js';
 import { DiffusionEngine, type DiffusionEngineParts, type EmaLike, type FirstStage, type WrappedNetwork } from './diffusion.js';
 import { loadEngineCheckpoint, printLoadReport } from './load.js';
+import { LitEma } from '../modules/ema.js';
 
 const DM = 'sgm.modules.diffusionmodules';
 
@@ -15,11 +16,6 @@ const WRAPPERS: Record<string, (m: DiffusionModel, compile: boolean) => WrappedN
   [`${DM}.wrappers.IdentityWrapper`]: (m, c) => new IdentityWrapper({ diffusion_model: m, compile_model: c }) as unknown as WrappedNetwork,
 };
 
-/** The EMA constructor, set by modules/ema.ts when it is loaded (keeps this layer free of a hard import cycle). */
-let makeEma: ((model: WrappedNetwork, decay: number) => EmaLike) | null = null;
-export function setEmaFactory(f: (model: WrappedNetwork, decay: number) => EmaLike): void {
-  makeEma = f;
-}
 
 const cfg = (doc: string, required = false): ParamSpec => (required ? { type: 'config', required: true, doc } : { type: 'config', default: null, nullable: true, doc });
 
@@ -63,8 +59,7 @@ export function createDiffusionEngine(p: Record<string, unknown>, ctx: Instantia
   const use_ema = p['use_ema'] as boolean;
   let model_ema: EmaLike | null = null;
   if (use_ema) {
-    if (!makeEma) throw new ConfigError(`${paramPath(ctx, 'use_ema')}: EMA support is not loaded (import src/modules/ema.js)`, { path: paramPath(ctx, 'use_ema') });
-    model_ema = makeEma(model, p['ema_decay_rate'] as number);
+    model_ema = new LitEma(model, p['ema_decay_rate'] as number) as unknown as EmaLike;
   }
   const engine = new DiffusionEngine(
     { model, denoiser, conditioner, first_stage_model, sampler, loss_fn, model_ema },
