@@ -151,6 +151,7 @@ export async function doSample(
   const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
   sliceCond(c, numSamples, (k) => k === 'crossattn');
   sliceCond(uc, numSamples, (k) => k === 'crossattn');
+  await model.evaluateConditionings(c, uc);
   const extra: Record<string, unknown> = {};
   for (const k of opts.batch2modelInput ?? []) extra[k] = batch[k];
   const shape = [numSamples, C, Math.floor(H / F), Math.floor(W / F)];
@@ -210,6 +211,7 @@ export async function doImg2Img(
   sliceCond(c, numSamples, () => false);
   sliceCond(uc, numSamples, () => false);
   for (const [k, v] of Object.entries(opts.additionalKwargs ?? {})) c[k] = uc[k] = v;
+  await model.evaluateConditionings(c, uc);
   const gen = opts.generator ?? T.defaultGenerator;
   const z = opts.skipEncode ? img : await model.encodeFirstStageEval(img, { generator: gen });
   const zData = (await z.data()) as Float32Array;
@@ -269,6 +271,7 @@ export async function turboSample(
   };
   const [batch] = getBatch(keys, valueDict, [numSamples]);
   const c = model.conditioner.forward(batch);
+  await model.evaluateConditionings(c);
   const shape = [numSamples, C, Math.floor(H / F), Math.floor(W / F)];
   const x = T.constant(seededRandn(shape, seed), shape, 'float32');
   const noise = new SeededNoise(seed);

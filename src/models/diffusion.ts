@@ -213,7 +213,9 @@ export class DiffusionEngine extends nn.Module {
       for (let s = 0; s < n; s += c) {
         const part = c >= n ? x : sliceBatch(x, s, Math.min(n, s + c));
         const y = fn(part);
-        outs.push(T.constant(await y.data(), y.shape, y.dtype));
+        // The first stage's weights stay in the cached session: decoding again reads no weights.
+        const [v] = await T.evaluate([y], { variables: 'initializers' });
+        outs.push(T.constant(v!, y.shape, y.dtype));
       }
       if (outs.length === 1) return outs[0]!;
       return T.constant(await T.concat(outs, 0).data(), [n, ...outs[0]!.shape.slice(1)], outs[0]!.dtype);
@@ -228,6 +230,15 @@ export class DiffusionEngine extends nn.Module {
     const loss = this.loss_fn.forward(this.model, this.denoiser, this.conditioner, x, batch, opts);
     const loss_mean = T.mean(loss);
     return [loss_mean, { loss: loss_mean }];
+  }
+
+  /**
+   * Evaluates conditionings (c and uc together: the text encoders run once, in one session that
+   * keeps their weights), so the sampler's step graphs receive them as plain values.
+   */
+  async evaluateConditionings(...conds: Array<Record<string, Tensor>>): Promise<void> {
+    const ts = conds.flatMap((c) => Object.values(c));
+    await T.evaluate(ts, { variables: 'initializers' });
   }
 
   /** The denoiser closure the samplers call: denoiser(model, x, sigma, c, **extra). */

@@ -198,11 +198,20 @@ function immediate(t: Tensor): TypedArray | undefined {
  * constants are fed so a session is reused across values) and run. Results are memoised on the
  * tensors (not on variables, whose contents may change), so later graphs start from them.
  */
-export async function evaluate(ts: readonly Tensor[]): Promise<TypedArray[]> {
+export interface EvaluateOptions {
+  /**
+   * 'initializers': bake the weights into the (cached) session, so evaluating the same model again
+   * reads nothing from JavaScript: use it for models evaluated repeatedly (text encoders, the
+   * autoencoder). Default 'inputs': weights are fed on every run (no session holds a copy).
+   */
+  variables?: 'initializers' | 'inputs';
+}
+
+export async function evaluate(ts: readonly Tensor[], opts: EvaluateOptions = {}): Promise<TypedArray[]> {
   const out = ts.map(immediate);
   const pending = ts.filter((_, i) => out[i] === undefined);
   if (pending.length > 0) {
-    const p = plan(pending, { mode: 'eager' });
+    const p = plan(pending, { mode: 'eager', variables: opts.variables ?? 'inputs' });
     for (const t of p.order) {
       if (p.roles.get(t.id) === 'input') {
         throw new Error(`cannot evaluate a tensor that depends on the traced input "${String(t.attrs.name)}" outside compile()`);

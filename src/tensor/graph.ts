@@ -21,7 +21,9 @@ export type LeafRole =
 export interface PlanOptions {
   /** 'eager': large constants and variables are fed; 'compile': they are baked in. */
   mode: 'eager' | 'compile';
-  /** In compile mode: variables baked as initializers (inference) or fed as inputs (training). */
+  /**
+   * Variables baked as initializers (compile default) or fed as inputs (training; eager default).
+   */
   variables?: 'initializers' | 'inputs';
 }
 
@@ -41,7 +43,10 @@ export function isLeaf(t: Tensor): boolean {
 
 export function leafRole(t: Tensor, opts: PlanOptions): LeafRole {
   if (t instanceof Variable) {
-    if (opts.mode === 'eager' || opts.variables === 'inputs') return 'feed';
+    if (opts.variables === 'inputs') return 'feed';
+    // Eager evaluations feed variables unless asked to bake them (a model evaluated again and
+    // again, like a text encoder or a decoder, keeps its weights in one cached session).
+    if (opts.mode === 'eager' && opts.variables !== 'initializers') return 'feed';
     return 'bake';
   }
   if (t.op === 'input' && t.value === undefined) return 'input';
