@@ -870,8 +870,11 @@ export type Batch = Record<string, unknown>;
 
 /** Where GeneralConditioner's random draws come from (inject recorded draws in tests). */
 export interface UcgDrawSource {
-  /** torch.bernoulli((1 - rate) * ones(n)): n values 0/1. */
-  bernoulli(keepProb: number, n: number): Float32Array;
+  /**
+   * torch.bernoulli((1 - rate) * ones(n)): n values 0/1 (a tensor of shape (n,) when a compiled
+   * training step takes the mask as an input).
+   */
+  bernoulli(keepProb: number, n: number): Float32Array | T.Tensor;
   /** numpy RandomState.choice(2, p=[1 - rate, rate]) of one embedder, one sample. */
   choice?(embedder: AbstractEmbModel, rate: number): number;
 }
@@ -985,7 +988,8 @@ export class GeneralConditioner extends nn.Module {
         if (embedder.ucg_rate > 0 && embedder.legacy_ucg_val === null) {
           const b = emb.shape[0]!;
           const mask = this.draws.bernoulli(1 - embedder.ucg_rate, b);
-          emb = T.mul(T.constant(mask, [b, ...emb.shape.slice(1).map(() => 1)], 'float32'), emb);
+          const shape = [b, ...emb.shape.slice(1).map(() => 1)];
+          emb = T.mul(mask instanceof T.Tensor ? T.reshape(mask, shape) : T.constant(mask, shape, 'float32'), emb);
         }
         if (embedder.input_key !== null && zero.includes(embedder.input_key)) emb = T.zerosLike(emb);
         const prev = output[outKey];
