@@ -3,10 +3,19 @@
 //
 // Samplers know nothing about the network: they take a `DenoiserFn` that BUILDS a graph
 // (x, sigma, cond) -> denoised. One sampler step (guider input preparation, the denoiser call(s),
-// guidance and the update) is traced into ONE compiled graph, reused for every step of the same
-// variant and shape: the step's scalars (sigma, sigma_hat, dt, sigma_up, DPM++ multipliers, LMS
-// coefficients...), the noise and the cond/uc tensors are graph inputs. Host-side float math
-// decides which variant a step needs (churn or not, last step, first DPM++ 2M step, LMS order).
+// guidance and the update) is traced into ONE compiled graph, and each sampler uses exactly ONE
+// such graph for every step of a sample() call (per input shape and cond structure): a compiled
+// graph holds the network's weights as initializers and ONNX Runtime keeps one copy of them per
+// session, so a second step graph would double the memory of the weights (10 GB for SDXL's UNet).
+// The step's scalars (sigma, sigma_hat, dt, sigma_up, DPM++ multipliers, LMS coefficients...), the
+// noise and the cond/uc tensors are graph inputs, and so are the per-step differences that used to
+// be separate variants: host-side float math decides what a step needs (churn or not, last step,
+// first DPM++ 2M step, LMS order) and feeds values that make the one formula give exactly (bit for
+// bit, in float32) the reference's result for that step: zero noise and multipliers (x + 0 = x,
+// 1 * d = d, d - 0 * 0 = d), zero history with zero coefficients, or, where a step needs fewer
+// network evaluations (Heun's last step, DPM++ 2S ancestral's Euler fallback), a `where` on a flag
+// input that selects the cheaper branch's result; the graph then evaluates the network once more
+// than the reference on that step (documented at each sampler).
 //
 // Host scalars follow the reference's float32 tensor arithmetic: every +, -, *, /, sqrt is rounded
 // to float32 (Math.fround on float32 operands gives exactly torch's float32 result); log, exp and
@@ -252,6 +261,8 @@ export interface LoopState {
   dtype: DType;
   noise: NoiseSource;
   draws: number;
+  /** A zero-filled buffer of x's shape (fed for unused noise and history inputs); made on first use. */
+  zeros?: Float32Array;
 }
 
 // ------------------------------------------------------------------ base class
@@ -406,9 +417,21 @@ export class BaseDiffusionSampler {
     return { name, shape: state.shape, value: data };
   }
 
+  /** A step input of x's shape holding zeros (an unused noise or history input). */
+  protected zeroInput(state: LoopState, name: string): StepInput {
+    state.zeros ??= new Float32Array(state.shape.reduce((a, b) => a * b, 1));
+    return { name, shape: state.shape, value: state.zeros };
+  }
+
+  /** A (B, 1, ..., 1) float32 input holding 1 or 0; the graph reads it as a bool with T.gt(flag, 0.5). */
+  protected flagInput(state: LoopState, name: string, on: boolean): StepInput {
+    return this.scalarInput(state, name, on ? 1 : 0);
+  }
+
   /**
    * Runs one step graph: compiled once per (denoiser, variant, input shapes, cond structure) and
-   * cached on this sampler. `body` must depend only on `variant` and the sampler's settings.
+   * cached on this sampler. `body` must depend only on `variant` and the sampler's settings. The
+   * samplers here use one variant for all their steps, so one sample() call compiles one graph.
    */
   protected async runStep(state: LoopState, variant: string, inputs: StepInput[], body: StepBody): Promise<Record<string, Tensor>> {
     let byDenoiser = this.graphs.get(state.denoiser);
@@ -502,10 +525,22 @@ export class EDMSampler extends BaseDiffusionSampler {
     return inRange ? Math.min(this.sChurn / (sigmas.length - 1), 2 ** 0.5 - 1) : 0;
   }
 
+  /**
+   * One graph for every step. Churn: the noise input is the draw and `churn` is
+   * sqrt(sigma_hat^2 - sigma^2) on churned steps; on the others (no draw, as in the reference) the
+   * noise is zeros and churn 0, so x + noise * s_noise * churn = x + 0 = x exactly, and sigma_hat =
+   * sigma * (0 + 1) = sigma. Heun: the graph always evaluates the correction, and `heun` (a flag
+   * input) selects between the corrected and the Euler result with `where`; on the step that is
+   * Euler only in the reference (next sigma 0, the last step) `sigma_next` is fed as sigma_hat (a
+   * valid sigma, so the unused evaluation stays finite) and its result is discarded. Cost: one
+   * extra network evaluation per sample() call (Heun's last step), none for Euler.
+   */
   protected override async steps(state: LoopState, loop: SamplingLoop, hooks: LoopHooks): Promise<Tensor> {
     let x = loop.x;
     const sigmas = loop.sigmas;
     const B = state.batch;
+    const heun = this.heun;
+    const sNoise = this.sNoise;
     for (let i = 0; i < loop.numSigmas - 1; i++) {
       hooks.before(i);
       const sigma = sigmas[i]!;
@@ -513,30 +548,31 @@ export class EDMSampler extends BaseDiffusionSampler {
       const gamma = this.gamma(sigmas, i);
       const sigmaHat = f(sigma * f(gamma + 1));
       const churn = gamma > 0;
-      const correct = this.heun && !(sumF32(next, B) < 1e-14);
+      const correct = heun && !(sumF32(next, B) < 1e-14);
       const inputs: StepInput[] = [this.xInput(state, 'x', x)];
       if (churn) {
         inputs.push(this.noiseInput(state, 'noise', this.draw(state, i)));
         inputs.push(this.scalarInput(state, 'churn', f(Math.sqrt(f(f(sigmaHat * sigmaHat) - f(sigma * sigma))))));
+      } else {
+        inputs.push(this.zeroInput(state, 'noise'), this.scalarInput(state, 'churn', 0));
       }
       inputs.push(this.sigmaInput(state, 'sigma_hat', sigmaHat));
       inputs.push(this.scalarInput(state, 'dt', f(next - sigmaHat)));
-      if (correct) inputs.push(this.sigmaInput(state, 'sigma_next', next));
-      const variant = `${churn ? 'churn' : 'plain'}${this.heun ? (correct ? '+heun' : '+euler') : ''}`;
-      const sNoise = this.sNoise;
-      const out = await this.runStep(state, variant, inputs, (inp, denoise) => {
-        let xs = inp['x']!;
-        if (churn) xs = T.add(xs, T.mul(T.mul(inp['noise']!, sNoise), inp['churn']!));
+      if (heun) {
+        inputs.push(this.sigmaInput(state, 'sigma_next', correct ? next : sigmaHat), this.flagInput(state, 'heun', correct));
+      }
+      const out = await this.runStep(state, heun ? 'heun' : 'euler', inputs, (inp, denoise) => {
+        const xs = T.add(inp['x']!, T.mul(T.mul(inp['noise']!, sNoise), inp['churn']!));
         const denoised = denoise(xs, inp['sigma_hat']!);
         const d = toD(xs, inp['sigma_hat']!, denoised);
         const dt = inp['dt']!;
         const euler = T.add(xs, T.mul(dt, d));
-        if (!correct) return { x: euler };
+        if (!heun) return { x: euler };
         const next = inp['sigma_next']!;
         const denoised2 = denoise(euler, next);
         const dNew = toD(euler, next, denoised2);
         const dPrime = T.div(T.add(d, dNew), 2);
-        return { x: T.add(xs, T.mul(dPrime, dt)) };
+        return { x: T.where(T.gt(inp['heun']!, 0.5), T.add(xs, T.mul(dPrime, dt)), euler) };
       });
       x = out['x']!;
       await hooks.after(i, x);
@@ -584,10 +620,14 @@ export class AncestralSampler extends BaseDiffusionSampler {
     return T.add(x, T.mul(T.mul(inp['noise']!, this.sNoise), inp['sigma_up']!));
   }
 
-  /** The noise inputs of step i (drawn always; fed only when next sigma > 0). */
+  /**
+   * The noise inputs of step i: drawn always; fed when next sigma > 0. On the last step (next sigma
+   * 0, where the reference's torch.where keeps the noiseless x) zeros and sigma_up 0 are fed
+   * instead, so the one graph's x + noise * s_noise * sigma_up is x + 0 = x exactly.
+   */
   protected noiseInputs(state: LoopState, i: number, next: number, sigmaUp: number): StepInput[] {
     const data = this.draw(state, i);
-    if (!(next > 0)) return [];
+    if (!(next > 0)) return [this.zeroInput(state, 'noise'), this.scalarInput(state, 'sigma_up', 0)];
     return [this.noiseInput(state, 'noise', data), this.scalarInput(state, 'sigma_up', sigmaUp)];
   }
 }
@@ -607,12 +647,12 @@ export class EulerAncestralSampler extends AncestralSampler {
         this.scalarInput(state, 'dt', f(down - sigma)),
         ...this.noiseInputs(state, i, next, up),
       ];
-      const noisy = next > 0;
-      const out = await this.runStep(state, noisy ? 'step+noise' : 'step', inputs, (inp, denoise) => {
+      // One graph for every step (the last one gets zero noise, see noiseInputs); no extra cost.
+      const out = await this.runStep(state, 'step', inputs, (inp, denoise) => {
         const xs = inp['x']!;
         const denoised = denoise(xs, inp['sigma']!);
         const xe = T.add(xs, T.mul(inp['dt']!, toD(xs, inp['sigma']!, denoised)));
-        return { x: noisy ? this.noiseStep(xe, inp) : xe };
+        return { x: this.noiseStep(xe, inp) };
       });
       x = out['x']!;
       await hooks.after(i, x);
@@ -621,6 +661,14 @@ export class EulerAncestralSampler extends AncestralSampler {
   }
 }
 
+/**
+ * One graph for every step: it always evaluates both the DPM++ 2S update (two network evaluations)
+ * and the Euler update (which reuses the first evaluation), and `second` (a flag input) selects one
+ * with `where`. On the Euler steps (sigma_down 0: the last step) the DPM++ inputs are fed as
+ * mult1 = 1, mult2 = 0, sigma_s = sigma, mult3 = 1, mult4 = 0 (finite, result discarded); on the
+ * DPM++ steps dt is 0 (result discarded). Cost: one extra network evaluation per sample() call
+ * (the Euler fallback step).
+ */
 export class DPMPP2SAncestralSampler extends AncestralSampler {
   protected override async steps(state: LoopState, loop: SamplingLoop, hooks: LoopHooks): Promise<Tensor> {
     let x = loop.x;
@@ -646,25 +694,29 @@ export class DPMPP2SAncestralSampler extends AncestralSampler {
           this.scalarInput(state, 'mult3', f(toSigma(tNext) / sigT)),
           this.scalarInput(state, 'mult4', f(Math.expm1(f(-h)))),
           this.sigmaInput(state, 'sigma_s', toSigma(s)),
+          this.scalarInput(state, 'dt', 0),
         );
       } else {
-        inputs.push(this.scalarInput(state, 'dt', f(down - sigma)));
+        inputs.push(
+          this.scalarInput(state, 'mult1', 1),
+          this.scalarInput(state, 'mult2', 0),
+          this.scalarInput(state, 'mult3', 1),
+          this.scalarInput(state, 'mult4', 0),
+          this.sigmaInput(state, 'sigma_s', sigma),
+          this.scalarInput(state, 'dt', f(down - sigma)),
+        );
       }
+      inputs.push(this.flagInput(state, 'second', second));
       inputs.push(...this.noiseInputs(state, i, next, up));
-      const noisy = next > 0;
-      const variant = `${second ? 'dpmpp2s' : 'euler'}${noisy ? '+noise' : ''}`;
-      const out = await this.runStep(state, variant, inputs, (inp, denoise) => {
+      const out = await this.runStep(state, 'step', inputs, (inp, denoise) => {
         const xs = inp['x']!;
         const denoised = denoise(xs, inp['sigma']!);
-        let xn: Tensor;
-        if (second) {
-          const x2 = T.sub(T.mul(inp['mult1']!, xs), T.mul(inp['mult2']!, denoised));
-          const denoised2 = denoise(x2, inp['sigma_s']!);
-          xn = T.sub(T.mul(inp['mult3']!, xs), T.mul(inp['mult4']!, denoised2));
-        } else {
-          xn = T.add(xs, T.mul(inp['dt']!, toD(xs, inp['sigma']!, denoised)));
-        }
-        return { x: noisy ? this.noiseStep(xn, inp) : xn };
+        const x2 = T.sub(T.mul(inp['mult1']!, xs), T.mul(inp['mult2']!, denoised));
+        const denoised2 = denoise(x2, inp['sigma_s']!);
+        const xDpm = T.sub(T.mul(inp['mult3']!, xs), T.mul(inp['mult4']!, denoised2));
+        const xEuler = T.add(xs, T.mul(inp['dt']!, toD(xs, inp['sigma']!, denoised)));
+        const xn = T.where(T.gt(inp['second']!, 0.5), xDpm, xEuler);
+        return { x: this.noiseStep(xn, inp) };
       });
       x = out['x']!;
       await hooks.after(i, x);
@@ -712,18 +764,22 @@ export class DPMPP2MSampler extends BaseDiffusionSampler {
         this.scalarInput(state, 'mult1', m.mult1),
         this.scalarInput(state, 'mult2', m.mult2),
       ];
+      // One graph for every step: the standard steps (the first and the last) are the advanced
+      // formula with mult3 = 1, mult4 = 0 and a zero old_denoised, which gives exactly the standard
+      // result in float32 (1 * d = d, 0 * 0 = 0, d - 0 = d). No extra cost.
       if (advanced) {
         inputs.push(
           this.xInput(state, 'old_denoised', oldDenoised!),
           this.scalarInput(state, 'mult3', m.mult3!),
           this.scalarInput(state, 'mult4', m.mult4!),
         );
+      } else {
+        inputs.push(this.zeroInput(state, 'old_denoised'), this.scalarInput(state, 'mult3', 1), this.scalarInput(state, 'mult4', 0));
       }
-      const out = await this.runStep(state, advanced ? 'advanced' : 'standard', inputs, (inp, denoise) => {
+      const out = await this.runStep(state, 'step', inputs, (inp, denoise) => {
         const xs = inp['x']!;
         const denoised = denoise(xs, inp['sigma']!);
-        let d = denoised;
-        if (advanced) d = T.sub(T.mul(inp['mult3']!, denoised), T.mul(inp['mult4']!, inp['old_denoised']!));
+        const d = T.sub(T.mul(inp['mult3']!, denoised), T.mul(inp['mult4']!, inp['old_denoised']!));
         const xn = T.sub(T.mul(inp['mult1']!, xs), T.mul(inp['mult2']!, d));
         return { x: xn, denoised };
       });
@@ -760,22 +816,25 @@ export class LinearMultistepSampler extends BaseDiffusionSampler {
     let x = loop.x;
     const sigmas = loop.sigmas;
     const ds: Tensor[] = [];
+    const order = this.order;
     for (let i = 0; i < loop.numSigmas - 1; i++) {
       hooks.before(i);
       const coeffs = this.coefficients(sigmas, i);
       const n = coeffs.length;
       const inputs: StepInput[] = [this.xInput(state, 'x', x), this.sigmaInput(state, 'sigma', sigmas[i]!)];
+      // One graph for every step, of the full order: the missing history of the first steps is
+      // zeros with coefficient 0, and acc + 0 * 0 = acc exactly. No extra cost.
       // Each float64 coefficient is rounded to float32 where it multiplies the float32 d.
-      coeffs.forEach((c, j) => inputs.push({ name: `c${j}`, shape: [1], value: new Float32Array([f(c)]) }));
+      for (let j = 0; j < order; j++) inputs.push({ name: `c${j}`, shape: [1], value: new Float32Array([j < n ? f(coeffs[j]!) : 0]) });
       // History, newest first (reversed(ds) without the d of this step).
-      for (let j = 1; j < n; j++) inputs.push(this.xInput(state, `d${j}`, ds[ds.length - j]!));
-      const out = await this.runStep(state, `order${n}`, inputs, (inp, denoise) => {
+      for (let j = 1; j < order; j++) inputs.push(j < n ? this.xInput(state, `d${j}`, ds[ds.length - j]!) : this.zeroInput(state, `d${j}`));
+      const out = await this.runStep(state, 'step', inputs, (inp, denoise) => {
         const xs = inp['x']!;
         const denoised = denoise(xs, inp['sigma']!);
         const d = toD(xs, inp['sigma']!, denoised);
         // sum(coeff * d for ...) starts from 0: ((c0*d0 + c1*d1) + c2*d2) + ...
         let acc = T.mul(inp['c0']!, d);
-        for (let j = 1; j < n; j++) acc = T.add(acc, T.mul(inp[`c${j}`]!, inp[`d${j}`]!));
+        for (let j = 1; j < order; j++) acc = T.add(acc, T.mul(inp[`c${j}`]!, inp[`d${j}`]!));
         return { x: T.add(xs, acc), d };
       });
       x = out['x']!;
