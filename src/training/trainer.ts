@@ -50,6 +50,12 @@ function dtypeOf(a: Float32Array | BigInt64Array | Int32Array): T.DType {
 
 type StepFn = T.CompiledFunction<Tensor[]>;
 
+/** A compiled step graph with one batch's inputs (image, batch tensors, masks, draws). */
+export interface PreparedStep {
+  run: StepFn;
+  inputs: T.TypedArray[];
+}
+
 /** The parameters DiffusionEngine.configure_optimizers hands the optimizer, in its order. */
 export function trainableParameters(engine: DiffusionEngine): Parameter[] {
   const params = [...engine.model.parameters()];
@@ -157,6 +163,21 @@ export class DiffusionTrainer {
    * accumulateGradBatches batches) the optimizer and scheduler steps; the EMA is updated after
    * every batch, as the reference's on_train_batch_end does.
    */
+  /**
+   * Runs a prepared step graph with the parameters' CURRENT values: the batch mean loss and the
+   * gradient of every trainable parameter (in `params` order). Also used to check the gradients
+   * against finite differences.
+   */
+  async lossAndGrads(prepared: PreparedStep): Promise<{ loss: number; grads: Float32Array[] }> {
+    const outs = await prepared.run(...prepared.inputs);
+    const loss = ((await outs[0]!.data()) as Float32Array)[0]!;
+    const grads = await Promise.all(outs.slice(1).map(async (t) => (await t.data()) as Float32Array));
+    return { loss, grads };
+  }
+
+  /** The last step's graph and inputs (for tests). */
+  lastPrepared: PreparedStep | null = null;
+
   async step(batch: HostBatch): Promise<StepResult> {
     const engine = this.engine;
     const img = batch[engine.input_key];
@@ -174,15 +195,9 @@ export class DiffusionTrainer {
     const rand = loss_fn.sigma_sampler.draw(B, this.generator);
     const noise = this.generator.randnData(x.shape, 'float32');
     const g = await this.graph({ shape: [...x.shape] }, batch, keys, rand instanceof BigInt64Array ? 'int64' : 'float32');
-    const outs = await g(
-      xData,
-      ...keys.map((k) => (batch[k] as { data: T.TypedArray }).data),
-      ...masks,
-      rand,
-      noise,
-    );
-    const loss = ((await outs[0]!.data()) as Float32Array)[0]!;
-    const grads = await Promise.all(outs.slice(1).map(async (t) => (await t.data()) as Float32Array));
+    const prepared: PreparedStep = { run: g, inputs: [xData, ...keys.map((k) => (batch[k] as { data: T.TypedArray }).data), ...masks, rand, noise] };
+    this.lastPrepared = prepared;
+    const { loss, grads } = await this.lossAndGrads(prepared);
     // Lightning scales the loss (hence the gradients) by 1/k and sums them over the k batches.
     const k = this.accumulateGradBatches;
     if (k === 1) this.accum = grads;
