@@ -4,6 +4,7 @@ const suites: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   networks: () => import('./networks.js'),
   ops: () => import('./ops.js'),
   pipeline: () => import('./pipeline.js'),
+  train: () => import('./train.js'),
   tokenizer: () => import('./tokenizer.js'),
 };
 

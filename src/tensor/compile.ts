@@ -60,6 +60,13 @@ interface SessionEntry {
 
 export const engineStats = { sessionsCreated: 0, sessionCreateMs: 0, runs: 0, emitMs: 0 };
 
+const profiledSessions: ort.InferenceSession[] = [];
+
+/** With SGM_ORT_PROFILE set: ends profiling of every session made so far (ORT writes the files). */
+export async function endProfiling(): Promise<void> {
+  for (const s of profiledSessions.splice(0)) await s.endProfiling();
+}
+
 async function createSession(p: Plan, opts: RuntimeOptions, name?: string): Promise<SessionEntry> {
   const t0 = performance.now();
   const em = emitModel(p, name);
@@ -75,6 +82,9 @@ async function createSession(p: Plan, opts: RuntimeOptions, name?: string): Prom
     enableMemPattern: false,
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     ...(em.externalRoot ? { extra: { session: { model_external_initializers_file_folder_path: em.externalRoot } } } : {}),
+    // SGM_ORT_PROFILE=<prefix>: ONNX Runtime writes a per-node timing profile (chrome trace JSON)
+    // of every session when endProfiling() is called; a tool for finding slow kernels.
+    ...(process.env.SGM_ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.SGM_ORT_PROFILE } : {}),
   };
   let session: ort.InferenceSession;
   try {
@@ -82,6 +92,7 @@ async function createSession(p: Plan, opts: RuntimeOptions, name?: string): Prom
   } catch (e) {
     throw new Error(`ONNX Runtime could not create a session for graph "${name ?? 'sgm'}" (${p.order.length} nodes): ${(e as Error).message}`);
   }
+  if (process.env.SGM_ORT_PROFILE) profiledSessions.push(session);
   const createMs = performance.now() - t0;
   engineStats.sessionsCreated++;
   engineStats.sessionCreateMs += createMs;

@@ -74,6 +74,7 @@ test('convolutions', async () => {
   await gradCheck('conv2d stride dilation', (x, w) => t.conv(x, w, null, { stride: [2, 1], padding: [1, 2], dilation: [1, 2] }), [[1, 2, 7, 6], [3, 2, 3, 3]]);
   await gradCheck('conv2d groups', (x, w) => t.conv(x, w, null, { groups: 2, padding: 1, stride: 2 }), [[2, 4, 6, 6], [6, 2, 3, 3]]);
   await gradCheck('conv2d asymmetric pads', (x, w) => t.conv(x, w, null, { padding: [0, 1, 1, 0] }), [[1, 2, 5, 5], [2, 2, 3, 3]]);
+  await gradCheck('conv2d 1x1', (x, w, b) => t.conv(x, w, b), [[2, 3, 4, 5], [2, 3, 1, 1], [2]]);
   await gradCheck('conv3d', (x, w, b) => t.conv(x, w, b, { padding: [1, 0, 1] }), [[1, 2, 3, 4, 4], [3, 2, 3, 1, 3], [3]]);
   await gradCheck('conv_transpose1d', (x, w, b) => t.convTranspose(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }), [[2, 3, 4], [3, 2, 3], [2]]);
   await gradCheck('conv_transpose2d groups', (x, w) => t.convTranspose(x, w, null, { stride: 2, groups: 2, padding: 1 }), [[1, 4, 3, 3], [4, 3, 3, 3]]);
