@@ -6,6 +6,7 @@ import { SafetensorsError, SafetensorsFile } from '../io/safetensors.js';
 import { decodeWatermark, watermarkVerdict, WATERMARK_NUM_BITS } from '../watermark/dwtdct.js';
 import { VERSION } from '../version.js';
 import { registerSample } from './sample.js';
+import { registerTrain } from './train.js';
 import { listPresets } from '../inference/presets.js';
 
 /** Mutable result of a run: subcommands that handle their own errors set the exit code here. */
@@ -83,6 +84,7 @@ function program(out: (s: string) => void, state: RunState): Command {
       await detectFiles(files, out, state);
     });
   registerSample(cmd, out);
+  registerTrain(cmd, out);
 
   cmd
     .command('presets')
@@ -108,6 +110,9 @@ const USER_ERRORS = new Set([
   'StateDictError',
   'TokenizerVocabError',
   'HashError',
+  'TrainError',
+  'DatasetNotFoundError',
+  'DataFileError',
 ]);
 
 /** Runs the CLI; returns the exit code. */

@@ -136,6 +136,9 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
     ...(o.discretization !== undefined ? { discretization: o.discretization as SamplingParams['discretization'] } : {}),
     ...(o.scale !== undefined ? { scale: num('scale', o.scale)! } : {}),
   };
+  if (!preset && F === 1 && (o.width === undefined || o.height === undefined)) {
+    throw new SamplingOptionError(o.width === undefined ? '--width' : '--height', 'this model works on pixels (no autoencoder): give the image size it was trained on with --width and --height');
+  }
   const width = int('width', o.width, 1) ?? preset?.W ?? base.width ?? 1024;
   const height = int('height', o.height, 1) ?? preset?.H ?? base.height ?? 1024;
   for (const [name, v] of [['width', width], ['height', height]] as const) {
@@ -144,7 +147,7 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
   }
   params.width = width;
   params.height = height;
-  if (!isTurbo) checkSamplingParams(params, { ...checkSamplingParams({}), ...base });
+  if (!isTurbo) checkSamplingParams(params, { ...checkSamplingParams({}), ...base }, F);
   const turboSteps = isTurbo ? (steps ?? preset!.turbo!.steps) : 1;
   if (isTurbo && (turboSteps < 1 || turboSteps > preset!.turbo!.max_steps)) throw new SamplingOptionError('--steps', `${preset!.name} samples in 1 to ${preset!.turbo!.max_steps} steps, got ${turboSteps}`);
   if (isTurbo && o.sampler) throw new SamplingOptionError('--sampler', `${preset!.name} always samples with its own ancestral Euler on a fixed sigma subset (scripts/demo/turbo.py); leave --sampler out`);
@@ -374,8 +377,8 @@ export function registerSample(cmd: Command, out: (s: string) => void): void {
     .option('--discretization <name>', 'LegacyDDPMDiscretization (default) or EDMDiscretization')
     .option('--scale <x>', 'classifier-free guidance scale (default: the preset\'s)')
     .option('--seed <n>', 'random seed: the same seed and settings give the same image (default: the preset\'s)')
-    .option('--width <px>', 'image width, a multiple of 8 (default: the preset\'s)')
-    .option('--height <px>', 'image height, a multiple of 8 (default: the preset\'s)')
+    .option('--width <px>', 'image width, a multiple of the model\'s size step (8 for the latent models, more with a deep UNet; default: the preset\'s)')
+    .option('--height <px>', 'image height (as --width)')
     .option('--n-samples <n>', 'images per run (one batch)', '1')
     .option('--init-image <file>', 'image-to-image: start from this image (cut down to multiples of 64)')
     .option('--strength <x>', 'image-to-image: how much to change the image, 0-1', '0.75')

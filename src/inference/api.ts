@@ -39,13 +39,18 @@ const DM = 'sgm.modules.diffusionmodules';
  * `multiple` = F times the UNet's downsampling (2^(levels-1) of channel_mult), because every UNet
  * level halves the latent and the skip connections need the halves to match on the way up.
  */
-export function sizeMultiples(config: Record<string, unknown>): { F: number; multiple: number } {
+export function sizeMultiples(config: Record<string, unknown>): { F: number; multiple: number; C: number } {
   const params = ((config['model'] as Record<string, unknown> | undefined)?.['params'] ?? {}) as Record<string, any>;
-  const dd = params['first_stage_config']?.params?.ddconfig ?? params['first_stage_config']?.params?.encoder_config?.params;
+  const fs = params['first_stage_config']?.params;
+  const dd = fs?.ddconfig ?? fs?.encoder_config?.params;
   const F = Array.isArray(dd?.ch_mult) ? 2 ** (dd.ch_mult.length - 1) : 1;
-  const cm = params['network_config']?.params?.channel_mult;
+  const net = params['network_config']?.params;
+  const cm = net?.channel_mult;
   const U = Array.isArray(cm) ? 2 ** (cm.length - 1) : 1;
-  return { F, multiple: F * U };
+  // Latent channels: the autoencoder's embed_dim (z_channels), or the network's input channels
+  // for a pixel-space model (IdentityFirstStage).
+  const C = Number(fs?.embed_dim ?? dd?.z_channels ?? net?.in_channels ?? 4);
+  return { F, multiple: F * U, C };
 }
 
 /** A bad sampling option (unknown sampler, steps < 1, ...): the message names the option. */
@@ -65,7 +70,7 @@ function closest(name: string, options: readonly string[]): string {
 }
 
 /** Checks sampling params before any model loads; returns the filled-in params. */
-export function checkSamplingParams(params: Partial<SamplingParams>, base: Readonly<SamplingParams> = DEFAULT_SAMPLING_PARAMS): SamplingParams {
+export function checkSamplingParams(params: Partial<SamplingParams>, base: Readonly<SamplingParams> = DEFAULT_SAMPLING_PARAMS, F = 8): SamplingParams {
   const p: SamplingParams = { ...base, ...params };
   if (!SAMPLER_NAMES.includes(p.sampler)) throw new SamplingOptionError('sampler', `unknown sampler '${p.sampler}' (did you mean ${closest(p.sampler, SAMPLER_NAMES)}?); choose one of ${SAMPLER_NAMES.join(', ')}`);
   if (!DISCRETIZATION_NAMES.includes(p.discretization)) throw new SamplingOptionError('discretization', `unknown discretization '${p.discretization}'; choose one of ${DISCRETIZATION_NAMES.join(', ')}`);
@@ -73,7 +78,7 @@ export function checkSamplingParams(params: Partial<SamplingParams>, base: Reado
   if (!Number.isInteger(p.steps) || p.steps < 1) throw new SamplingOptionError('steps', `must be an integer >= 1, got ${p.steps}`);
   if (!Number.isFinite(p.scale)) throw new SamplingOptionError('scale', `must be a number, got ${p.scale}`);
   for (const k of ['width', 'height'] as const) {
-    if (!Number.isInteger(p[k]) || p[k] < 8 || p[k] % 8 !== 0) throw new SamplingOptionError(k, `${p[k]} is not a positive multiple of 8 (the autoencoder's downsampling factor)`);
+    if (!Number.isInteger(p[k]) || p[k] < F || p[k] % F !== 0) throw new SamplingOptionError(k, `${p[k]} is not a positive multiple of ${F} (the autoencoder's downsampling factor)`);
   }
   if (p.sampler === 'LinearMultistepSampler' && (!Number.isInteger(p.order) || p.order < 1)) throw new SamplingOptionError('order', `must be an integer >= 1, got ${p.order}`);
   return p;
@@ -151,6 +156,8 @@ export class SamplingPipeline {
     readonly ckptPath: string | null,
     readonly isLegacy: boolean,
     readonly report: CheckpointLoadReport | null,
+    /** Latent channels C, first-stage factor F, and the size multiple the UNet needs (from the config). */
+    readonly sizes: { C: number; F: number; multiple: number },
   ) {}
 
   /**
@@ -177,16 +184,32 @@ export class SamplingPipeline {
     }
     const keys = getUniqueEmbedderKeysFromConditioner(engine);
     const isLegacy = opts.isLegacy ?? preset?.is_legacy ?? !(keys.includes('original_size_as_tuple') && !keys.includes('aesthetic_score'));
-    return new SamplingPipeline(engine, preset, configPath, ckpt, isLegacy, report);
+    return new SamplingPipeline(engine, preset, configPath, ckpt, isLegacy, report, sizeMultiples(config));
   }
 
   /** C and F of the first stage (latent channels and downsampling factor). */
   get latentSpec(): { C: number; F: number } {
-    return { C: this.preset?.C ?? 4, F: this.preset?.F ?? 8 };
+    return { C: this.sizes.C, F: this.sizes.F };
   }
 
+  /** The params with the preset's defaults, checked against this model's sizes. */
+  private check(params: Partial<SamplingParams>): SamplingParams {
+    const p = checkSamplingParams(params, this.defaults(), this.sizes.F);
+    for (const k of ['width', 'height'] as const) {
+      if (p[k] % this.sizes.multiple !== 0) throw new SamplingOptionError(k, `${p[k]} is not a multiple of ${this.sizes.multiple} (this model's UNet halves the latent ${Math.log2(this.sizes.multiple / this.sizes.F)} times)`);
+    }
+    return p;
+  }
+
+  /**
+   * The embedders zeroed in the unconditional conditioning: the preset's, else the reference's
+   * rule (['txt'] for non-legacy models) plus 'cls' for class-conditional models (as log_images
+   * zeroes every conditioner key, which makes classifier-free guidance work for them).
+   */
   private forceUc(): string[] {
-    return this.isLegacy ? [] : ['txt'];
+    if (this.preset) return [...this.preset.force_uc_zero_embeddings];
+    const keys = getUniqueEmbedderKeysFromConditioner(this.engine);
+    return [...(this.isLegacy ? [] : ['txt']), ...(keys.includes('cls') ? ['cls'] : [])];
   }
 
   /** The preset's sampling defaults (api.py's SamplingParams with the preset's size). */
@@ -196,7 +219,7 @@ export class SamplingPipeline {
 
   /** api.py text_to_image: do_sample with the value dict built from the params. */
   async textToImage(params: Partial<SamplingParams>, prompt: string, negativePrompt = '', samples = 1, opts: RunOptions = {}): Promise<SampleResult> {
-    const p = checkSamplingParams(params, this.defaults());
+    const p = this.check(params);
     return this.txt2img(p, getSampler(p), prompt, negativePrompt, samples, opts);
   }
 
@@ -215,7 +238,7 @@ export class SamplingPipeline {
    * to multiples of 64 as get_input_image_tensor does) noised to `strength` and denoised.
    */
   async imageToImage(params: Partial<SamplingParams>, image: Tensor | string, prompt: string, negativePrompt = '', samples = 1, strength = 1.0, opts: RunOptions = {}): Promise<SampleResult> {
-    const p = checkSamplingParams(params, this.defaults());
+    const p = this.check(params);
     if (!(strength >= 0 && strength <= 1)) throw new SamplingOptionError('strength', `must be in [0, 1], got ${strength}`);
     const img = typeof image === 'string' ? await loadInitImage(image, samples) : image;
     const sampler = getSampler(p);
@@ -235,7 +258,7 @@ export class SamplingPipeline {
    * run stopped early (no noise added; see txtToImageForRefiner).
    */
   async refiner(params: Partial<SamplingParams>, latents: Tensor, prompt: string, negativePrompt = '', samples = 1, opts: RunOptions & { strength?: number; finishDenoising?: boolean } = {}): Promise<SampleResult> {
-    const p = checkSamplingParams(params, this.defaults());
+    const p = this.check(params);
     const strength = opts.strength ?? this.preset?.refiner?.strength ?? 0.15;
     const sampler = getSampler(p);
     sampler.discretization = new Img2ImgDiscretizationWrapper(sampler.discretization, strength);
@@ -264,7 +287,7 @@ export class SamplingPipeline {
    * refiner takes over (Txt2NoisyDiscretizationWrapper(strength, original_steps)).
    */
   async textToImageForRefiner(params: Partial<SamplingParams>, prompt: string, negativePrompt = '', samples = 1, strength = 0.15, opts: RunOptions = {}): Promise<SampleResult> {
-    const p = checkSamplingParams(params, this.defaults());
+    const p = this.check(params);
     const sampler = getSampler(p);
     sampler.discretization = new Txt2NoisyDiscretizationWrapper(sampler.discretization, strength, p.steps);
     return this.txt2img(p, sampler, prompt, negativePrompt, samples, opts);
