@@ -23,7 +23,7 @@ import { canWatermark, saveSamples } from '../inference/output.js';
 import { cachedSha256 } from '../inference/model_hash.js';
 import { verifySha256 } from '../io/hash.js';
 import { SafetensorsFile, SafetensorsWriter } from '../io/safetensors.js';
-import { createProgress } from './progress.js';
+import { createProgress } from '../io/progress.js';
 import type { SampleResult } from '../inference/helpers.js';
 
 /** Short sampler names accepted besides the reference's class names. */

@@ -6,7 +6,8 @@ import { variableData } from '../tensor/compile.js';
 import type { DType, Variable } from '../tensor/index.js';
 import { SafetensorsFile, SafetensorsWriter, type SafetensorsDType } from './safetensors.js';
 
-const FROM_ST: Partial<Record<SafetensorsDType, DType>> = {
+/** safetensors dtype names -> engine dtypes. */
+export const FROM_ST: Partial<Record<SafetensorsDType, DType>> = {
   F32: 'float32',
   F16: 'float16',
   BF16: 'bfloat16',
@@ -17,7 +18,8 @@ const FROM_ST: Partial<Record<SafetensorsDType, DType>> = {
   BOOL: 'bool',
 };
 
-const TO_ST: Record<DType, SafetensorsDType> = {
+/** engine dtypes -> safetensors dtype names. */
+export const TO_ST: Record<DType, SafetensorsDType> = {
   float32: 'F32',
   float16: 'F16',
   bfloat16: 'BF16',

@@ -22,13 +22,14 @@ import { withInitMode } from '../nn/init.js';
 import type { StateEntry, StateSource } from '../nn/module.js';
 import { DiffusionEngine } from '../models/diffusion.js';
 import { SafetensorsFile, SafetensorsWriter, readSafetensors, type SafetensorsDType } from '../io/safetensors.js';
+import { FROM_ST, TO_ST } from '../io/checkpoint.js';
 import { tempPathFor, writeFileAtomic } from '../io/atomic.js';
 import { makeGrid } from '../inference/output.js';
 import { writePng } from '../io/png.js';
 import { batchToTensors, type DataLoader } from '../data/loader.js';
 import type { MapDataModule } from '../data/datamodule.js';
 import type { Batch } from '../data/types.js';
-import { createProgress, type ProgressStream } from '../cli/progress.js';
+import { createProgress, type ProgressStream } from '../io/progress.js';
 import { DiffusionTrainer, trainableParameters, type HostBatch, type TrainerState } from './trainer.js';
 import { LambdaLR, instantiateOptimizerFromConfig } from './optim.js';
 import { writeLossPlot } from './plot.js';
@@ -348,18 +349,7 @@ function gridOf(x: Float32Array, shape: readonly number[], maxImages: number, cl
 // checkpoint files
 // ---------------------------------------------------------------------------------------------
 
-const TO_ST: Record<DType, SafetensorsDType> = {
-  float32: 'F32',
-  float16: 'F16',
-  bfloat16: 'BF16',
-  float64: 'F64',
-  int64: 'I64',
-  int32: 'I32',
-  uint8: 'U8',
-  bool: 'BOOL',
-};
-
-const FROM_ST: Partial<Record<SafetensorsDType, DType>> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k])) as Partial<Record<SafetensorsDType, DType>>;
+// (dtype names: FROM_ST / TO_ST of io/checkpoint.ts)
 
 interface PlannedTensor {
   name: string;

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createProgress, formatBytes, formatDuration } from '../../src/cli/progress.js';
+import { createProgress, formatBytes, formatDuration } from '../../src/io/progress.js';
 
 function fakeStream(isTTY: boolean, columns?: number) {
   const writes: string[] = [];
