@@ -104,7 +104,8 @@ interface Plan {
   params: Partial<SamplingParams>;
   prompt: string;
   negativePrompt: string;
-  cls: number | null;
+  /** Class labels per sample (cycled over the batch), for class-conditional models. */
+  cls: number[] | null;
   seed: number;
   n: number;
   init: Tensor | null;
@@ -154,7 +155,7 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
   const n = int('n-samples', o.nSamples, 1)!;
   const seed = int('seed', o.seed, 0, 2 ** 32 - 1) ?? preset?.seed ?? 42;
   const strength = num('strength', o.strength, (v) => v >= 0 && v <= 1, 'a number in [0, 1]') ?? 0.75;
-  const cls = int('class', o.class, 0) ?? null;
+  const cls = parseClasses(o.class, preset, n);
   let init: Tensor | null = null;
   if (o.initImage) {
     if (isTurbo) throw new SamplingOptionError('--init-image', `${preset!.name} (Turbo) has no img2img mode here`);
@@ -192,6 +193,31 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
     height,
     turboSteps,
   };
+}
+
+/**
+ * --class: one label, a comma list (cycled over the batch) or `all` (0, 1, ... cycled). A model
+ * preset with class names checks the range before loading, and requires the option.
+ */
+function parseClasses(v: string | undefined, preset: Preset | null, n: number): number[] | null {
+  const names = preset?.classes ?? null;
+  if (v === undefined) {
+    if (names) throw new SamplingOptionError('--class', `${preset!.name} is class-conditional: give --class N (${names.map((c, i) => `${i} ${c}`).join(', ')}), a list like 0,3,7, or all`);
+    return null;
+  }
+  let labels: number[];
+  if (v.trim().toLowerCase() === 'all') {
+    if (!names) throw new SamplingOptionError('--class', "'all' needs a preset that names its classes; give the labels as a list");
+    labels = Array.from({ length: n }, (_, i) => i % names.length);
+  } else {
+    labels = v.split(',').map((x) => {
+      const k = Number(x.trim());
+      if (x.trim() === '' || !Number.isInteger(k) || k < 0) throw new SamplingOptionError('--class', `labels must be integers >= 0, got '${v}'`);
+      if (names && k >= names.length) throw new SamplingOptionError('--class', `${preset!.name} has classes 0 to ${names.length - 1}, got ${k}`);
+      return k;
+    });
+  }
+  return Array.from({ length: n }, (_, i) => labels[i % labels.length]!);
 }
 
 /** A latent saved with --save-latent (safetensors, tensor `samples_z`). */
@@ -280,7 +306,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
   if (o.verify && ckptPath) await verify(ckptPath, p.preset, err);
   const pipe = load(o, p.preset, o.ckpt, o.config);
   // Class-conditional models take the label as value_dict['cls'] (get_batch passes it through).
-  const valueDict = p.cls === null ? {} : { cls: T.constant(new BigInt64Array(p.n).fill(BigInt(p.cls)), [p.n], 'int64') };
+  const valueDict = p.cls === null ? {} : { cls: T.constant(BigInt64Array.from(p.cls, (k) => BigInt(k)), [p.n], 'int64') };
   // One generator for the whole run: the refiner stage continues the base's random stream.
   const generator = new T.Generator().manualSeed(p.seed);
 
@@ -352,7 +378,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
     ...(hash ? { model_hash: `sha256:${hash}` } : {}),
     ...(modelPath ? { checkpoint: modelPath } : {}),
     ...(p.init ? { strength: String(p.strength) } : {}),
-    ...(p.cls !== null ? { class: String(p.cls) } : {}),
+    ...(p.cls !== null ? { class: String(p.cls[i]), ...(p.preset?.classes ? { class_name: p.preset.classes[p.cls[i]!]! } : {}) } : {}),
     ...(p.refiner ? { refiner_strength: String(p.refinerStrength), refiner_mode: o.refinerMode } : {}),
   });
   const saved = await saveSamples((await s.data()) as Float32Array, { n, h, w, outDir: o.out, watermark: p.watermark, metadata: meta, grid: o.grid ?? false, onWarning: (m) => err(`sgm: ${m}\n`) });
@@ -371,7 +397,7 @@ export function registerSample(cmd: Command, out: (s: string) => void): void {
     .option('--vocab <dir>', 'folder of the CLIP BPE vocabulary (default: found in --model-dir)')
     .option('--prompt <text>', "what to draw (default: the demo's prompt)")
     .option('--negative-prompt <text>', 'what to avoid (used by SD 2.x and the refiner; SDXL base zeroes its unconditional text as the reference does)')
-    .option('--class <n>', 'class label for class-conditional models')
+    .option('--class <n>', 'class label(s) for class-conditional models: N, a list 0,3,7 (cycled over the batch) or all')
     .option('--steps <n>', 'sampling steps (default: the preset\'s; Turbo: 1-4)')
     .option('--sampler <name>', `sampler: ${SAMPLER_NAMES.join(', ')} (or euler, heun, euler_a, dpmpp2s_a, dpmpp2m, lms)`)
     .option('--discretization <name>', 'LegacyDDPMDiscretization (default) or EDMDiscretization')

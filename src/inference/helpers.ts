@@ -7,6 +7,7 @@ import type { DiffusionEngine } from '../models/diffusion.js';
 import type { Batch } from '../modules/encoders/modules.js';
 import type { BaseDiffusionSampler, NoiseSource, SampleOptions } from '../modules/diffusionmodules/sampling.js';
 import { SeededNoise, seededRandn, type SubstepSampler } from '../modules/diffusionmodules/turbo.js';
+import { savedPngPixels } from './output.js';
 
 const f = Math.fround;
 
@@ -277,17 +278,7 @@ export async function turboSample(
   const noise = new SeededNoise(seed);
   const samplesZ = await sampler.sample(model.denoiserFn(), x, c, null, { onProgress: opts.onProgress, onStep: opts.onStep, signal: opts.signal, noise: noise.source });
   const { samplesX, samples } = await decode(model, samplesZ);
-  return { samplesZ, samplesX, samples, c, uc: c, samplesUint8: toUint8Hwc(await samples.data() as Float32Array, samples.shape) };
-}
-
-/** (255 * x).to(uint8) in float32, NCHW -> NHWC (truncation toward zero, as a cast does). */
-export function toUint8Hwc(x: Float32Array, shape: readonly number[]): Uint8Array {
-  const [n, c, h, w] = shape as [number, number, number, number];
-  const out = new Uint8Array(n * h * w * c);
-  for (let b = 0; b < n; b++)
-    for (let ch = 0; ch < c; ch++)
-      for (let i = 0; i < h * w; i++) out[(b * h * w + i) * c + ch] = Math.trunc(f(255 * x[(b * c + ch) * h * w + i]!));
-  return out;
+  return { samplesZ, samplesX, samples, c, uc: c, samplesUint8: savedPngPixels((await samples.data()) as Float32Array, samples.shape[0]!, samples.shape[2]!, samples.shape[3]!, false) };
 }
 
 /** Sizes the first stage can handle: positive multiples of the latent factor. */

@@ -215,7 +215,7 @@ const VOCAB_LAYOUTS: readonly (readonly string[])[] = [OPEN_CLIP_VOCAB, HF_CLIP_
 
 // ----------------------------------------------------------------------------------- presets
 
-export type PresetFamily = 'sdxl-base' | 'sdxl-refiner' | 'sd-2.1' | 'sdxl-turbo' | 'sd-turbo';
+export type PresetFamily = 'sdxl-base' | 'sdxl-refiner' | 'sd-2.1' | 'sdxl-turbo' | 'sd-turbo' | 'toy';
 
 export interface Preset {
   /** The demos' name (`SDXL-base-1.0`). */
@@ -268,6 +268,13 @@ export interface Preset {
   resolutions: Readonly<Record<string, readonly [number, number]>> | null;
   /** Other names resolvePreset accepts. */
   aliases: readonly string[];
+  /**
+   * Models that ship inside this package (the toy models): config and weights as paths relative to
+   * the package root; the model folder is not consulted.
+   */
+  bundled?: { config: string; checkpoint: string } | null;
+  /** Class labels of a class-conditional model (index = the `--class` value). */
+  classes?: readonly string[] | null;
 }
 
 const SAMPLING_DEMO_PROMPT = 'Astronaut in a jungle, cold color palette, muted colors, detailed, 8k';
@@ -344,6 +351,59 @@ function makePreset(s: PresetSpec): Preset {
     aliases: Object.freeze(aliases),
   });
 }
+
+/** Fashion-MNIST's ten classes, by label. */
+export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+
+/**
+ * The project's own class-conditional model, trained with `sgm train` on Fashion-MNIST in the
+ * style of configs/example_training/toy/mnist_cond.yaml; config and fp16 weights ship with the
+ * package (models/), so it samples without any download.
+ */
+export const TOY_FASHION_MNIST: Preset = Object.freeze({
+  name: 'toy-fashion-mnist',
+  architecture: null,
+  family: 'toy',
+  H: 28,
+  W: 28,
+  C: 1,
+  F: 1,
+  is_legacy: false,
+  is_guided: true,
+  // log_images zeroes the class embedding for the unconditional branch of CFG.
+  force_uc_zero_embeddings: Object.freeze(['cls']),
+  config: 'fashion_mnist_cond.yaml',
+  checkpoint: 'toy-fashion-mnist.safetensors',
+  sha256: null,
+  repo: 'sgm-ts (bundled)',
+  url: 'models/toy-fashion-mnist.safetensors in this package',
+  access_note: null,
+  vocab: Object.freeze([]),
+  default_prompt: '',
+  seed: 42,
+  // The config's own sampler (EulerEDM on the EDM schedule, CFG 3), as log_images uses it.
+  sampling: Object.freeze({
+    ...DEFAULT_SAMPLING_PARAMS,
+    width: 28,
+    height: 28,
+    orig_width: 28,
+    orig_height: 28,
+    steps: 50,
+    sampler: 'EulerEDMSampler',
+    discretization: 'EDMDiscretization',
+    scale: 3.0,
+    sigma_min: 0.002,
+    sigma_max: 80.0,
+    rho: 7.0,
+  } as SamplingParams),
+  turbo: null,
+  refiner: null,
+  refiners: Object.freeze([]),
+  resolutions: null,
+  aliases: Object.freeze(['fashion-mnist', 'toy']),
+  bundled: Object.freeze({ config: 'configs/toy/fashion_mnist_cond.yaml', checkpoint: 'models/toy-fashion-mnist.safetensors' }),
+  classes: FASHION_MNIST_CLASSES,
+});
 
 /** Every preset, in the demos' order (sampling.py, then turbo.py). */
 export const PRESETS: readonly Preset[] = Object.freeze([
@@ -433,6 +493,7 @@ export const PRESETS: readonly Preset[] = Object.freeze([
     checkpoint: 'sd_turbo.safetensors',
     repo: 'stabilityai/sd-turbo',
   }),
+  TOY_FASHION_MNIST,
 ]);
 
 // ------------------------------------------------------------------------------ name lookup
@@ -540,12 +601,14 @@ export function inferenceConfigDir(): string {
 
 /** Absolute path of the preset's config file in the package's configs/inference/. */
 export function presetConfigPath(preset: string | Preset): string {
-  return join(inferenceConfigDir(), resolvePreset(preset).config);
+  const p = resolvePreset(preset);
+  return p.bundled ? join(presetPackageRoot(), p.bundled.config) : join(inferenceConfigDir(), p.config);
 }
 
 /** Where the preset's checkpoint is expected: `modelDir/<checkpoint file>` (relative stays relative). */
 export function presetCheckpointPath(preset: string | Preset, modelDir = 'checkpoints'): string {
-  return join(modelDir, resolvePreset(preset).checkpoint);
+  const p = resolvePreset(preset);
+  return p.bundled ? join(presetPackageRoot(), p.bundled.checkpoint) : join(modelDir, p.checkpoint);
 }
 
 /** The checkpoint file a preset needs is not there; the message says where to get it. */
