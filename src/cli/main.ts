@@ -7,7 +7,7 @@ import { decodeWatermark, watermarkVerdict, WATERMARK_NUM_BITS } from '../waterm
 import { VERSION } from '../version.js';
 import { registerSample } from './sample.js';
 import { registerTrain } from './train.js';
-import { listPresets } from '../inference/presets.js';
+import { allPresets } from '../inference/presets.js';
 
 /** Mutable result of a run: subcommands that handle their own errors set the exit code here. */
 interface RunState {
@@ -90,7 +90,7 @@ function program(out: (s: string) => void, state: RunState): Command {
     .command('presets')
     .description('list the model presets: default size, checkpoint file, where it is published')
     .action(() => {
-      for (const p of listPresets()) {
+      for (const p of allPresets()) {
         out(`${p.name.padEnd(18)} ${`${p.W}x${p.H}`.padEnd(10)} ${p.checkpoint.padEnd(36)} ${p.url}\n`);
       }
     });

@@ -493,8 +493,15 @@ export const PRESETS: readonly Preset[] = Object.freeze([
     checkpoint: 'sd_turbo.safetensors',
     repo: 'stabilityai/sd-turbo',
   }),
-  TOY_FASHION_MNIST,
 ]);
+
+/** Models that ship with this package (not the reference's): the toy model(s). */
+export const BUNDLED_PRESETS: readonly Preset[] = Object.freeze([TOY_FASHION_MNIST]);
+
+/** The reference's presets, then the bundled ones. */
+export function allPresets(): readonly Preset[] {
+  return [...PRESETS, ...BUNDLED_PRESETS];
+}
 
 // ------------------------------------------------------------------------------ name lookup
 
@@ -505,7 +512,7 @@ export class PresetError extends Error {
     readonly closest: string | null,
   ) {
     super(
-      `${requested.trim() === '' ? 'no model preset named' : `unknown model preset '${requested}'`}${closest ? ` (closest: '${closest}')` : ''}; known presets: ${PRESETS.map((p) => p.name).join(', ')}` +
+      `${requested.trim() === '' ? 'no model preset named' : `unknown model preset '${requested}'`}${closest ? ` (closest: '${closest}')` : ''}; known presets: ${allPresets().map((p) => p.name).join(', ')}` +
         ` (also accepted: any case, and api.py's ids such as ${PRESETS.filter((p) => p.architecture)
           .slice(0, 2)
           .map((p) => `'${p.architecture}'`)
@@ -517,7 +524,7 @@ export class PresetError extends Error {
 
 const BY_KEY: ReadonlyMap<string, Preset> = (() => {
   const m = new Map<string, Preset>();
-  for (const p of PRESETS) {
+  for (const p of allPresets()) {
     for (const key of [p.name, ...p.aliases]) {
       const k = key.toLowerCase();
       const other = m.get(k);
@@ -530,7 +537,7 @@ const BY_KEY: ReadonlyMap<string, Preset> = (() => {
 
 /** Every name and alias resolvePreset accepts, with the preset each means. */
 export function presetNames(): Array<[string, string]> {
-  return PRESETS.flatMap((p) => [p.name, ...p.aliases].map((n): [string, string] => [n, p.name]));
+  return allPresets().flatMap((p) => [p.name, ...p.aliases].map((n): [string, string] => [n, p.name]));
 }
 
 /** A preset by its demo name, api.py id, Hugging Face repo name, or alias; any case. */
