@@ -6,6 +6,8 @@ import { SafetensorsError, SafetensorsFile } from '../io/safetensors.js';
 import { decodeWatermark, watermarkVerdict, WATERMARK_NUM_BITS } from '../watermark/dwtdct.js';
 import { VERSION } from '../version.js';
 import { registerSample } from './sample.js';
+import { convertCheckpoint, type FloatDType } from '../io/convert.js';
+import { SamplingOptionError } from '../inference/api.js';
 import { registerTrain } from './train.js';
 import { allPresets } from '../inference/presets.js';
 
@@ -84,6 +86,20 @@ function program(out: (s: string) => void, state: RunState): Command {
       await detectFiles(files, out, state);
     });
   registerSample(cmd, out);
+
+  cmd
+    .command('convert')
+    .description('write a copy of a .safetensors checkpoint with its floating-point tensors in another precision')
+    .argument('<input>', 'the .safetensors checkpoint')
+    .argument('<output>', 'the file to write (atomically)')
+    .option('--dtype <dtype>', 'float16, bfloat16 or float32', 'float16')
+    .option('--keep <prefix...>', 'keep only keys starting with these prefixes')
+    .option('--drop <prefix...>', 'leave out keys starting with these prefixes (e.g. model_ema.)')
+    .action((input: string, output: string, opts: { dtype: string; keep?: string[]; drop?: string[] }) => {
+      if (!['float16', 'bfloat16', 'float32'].includes(opts.dtype)) throw new SamplingOptionError('--dtype', `must be float16, bfloat16 or float32, got '${opts.dtype}'`);
+      const n = convertCheckpoint(input, output, { dtype: opts.dtype as FloatDType, keep: opts.keep, drop: opts.drop });
+      out(`${output}: ${n} tensors (${opts.dtype})\n`);
+    });
   registerTrain(cmd, out);
 
   cmd

@@ -147,6 +147,21 @@ export async function doSample(
   F: number,
   opts: DoSampleOptions = {},
 ): Promise<SampleResult> {
+  // with model.ema_scope(): an engine that keeps an EMA samples with the EMA weights.
+  return model.ema_scope(() => doSampleInner(model, sampler, valueDict, numSamples, H, W, C, F, opts));
+}
+
+async function doSampleInner(
+  model: DiffusionEngine,
+  sampler: BaseDiffusionSampler,
+  valueDict: ValueDict,
+  numSamples: number,
+  H: number,
+  W: number,
+  C: number,
+  F: number,
+  opts: DoSampleOptions = {},
+): Promise<SampleResult> {
   checkSize(H, W, F);
   const [batch, batchUc] = getBatch(getUniqueEmbedderKeysFromConditioner(model), valueDict, [numSamples]);
   const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
@@ -206,6 +221,17 @@ export async function doImg2Img(
   valueDict: ValueDict,
   numSamples: number,
   opts: DoImg2ImgOptions = {},
+): Promise<SampleResult & { z: Tensor; noisedZ: Tensor; sigmas: Float32Array }> {
+  return model.ema_scope(() => doImg2ImgInner(img, model, sampler, valueDict, numSamples, opts));
+}
+
+async function doImg2ImgInner(
+  img: Tensor,
+  model: DiffusionEngine,
+  sampler: BaseDiffusionSampler,
+  valueDict: ValueDict,
+  numSamples: number,
+  opts: DoImg2ImgOptions,
 ): Promise<SampleResult & { z: Tensor; noisedZ: Tensor; sigmas: Float32Array }> {
   const [batch, batchUc] = getBatch(getUniqueEmbedderKeysFromConditioner(model), valueDict, [numSamples]);
   const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
