@@ -59,6 +59,7 @@ export interface SampleCliOptions {
   initImage?: string;
   strength?: string;
   refiner?: string;
+  refinerConfig?: string;
   refinerCkpt?: string;
   refinerStrength?: string;
   refinerSteps?: string;
@@ -112,6 +113,8 @@ interface Plan {
   strength: number;
   latent: Tensor | null;
   refiner: Preset | null;
+  /** A refiner given as --refiner-config (+ --refiner-ckpt) instead of a preset. */
+  refinerConfig: string | null;
   refinerStrength: number;
   refinerSteps: number | undefined;
   watermark: boolean | 'auto';
@@ -165,9 +168,19 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
   if (o.latent) latent = readLatent(o.latent);
   const refiner = o.refiner ? resolvePreset(o.refiner) : null;
   if (refiner && !refiner.refiner) throw new SamplingOptionError('--refiner', `${refiner.name} is not a refiner; use one of the SDXL-refiner presets`);
+  if (o.refinerConfig && o.refiner) throw new SamplingOptionError('--refiner-config', 'give either --refiner PRESET or --refiner-config FILE (with --refiner-ckpt), not both');
+  if (o.refinerConfig && !existsSync(o.refinerConfig)) throw new SamplingOptionError('--refiner-config', `${o.refinerConfig} does not exist`);
+  if (o.refinerConfig && !o.refinerCkpt) throw new SamplingOptionError('--refiner-ckpt', '--refiner-config needs the refiner checkpoint (--refiner-ckpt FILE)');
   const refinerStrength = num('refiner-strength', o.refinerStrength, (v) => v > 0 && v <= 1, 'a number in (0, 1]') ?? refiner?.refiner?.strength ?? 0.15;
   const refinerSteps = int('refiner-steps', o.refinerSteps, 1);
+  // Img2ImgDiscretizationWrapper keeps int(strength * (steps + 1)) sigmas: fewer than 2 is no step.
+  const checkKept = (what: string, strength: number, steps: number): void => {
+    if (Math.trunc(strength * (steps + 1)) < 2) throw new SamplingOptionError(what, `strength ${strength} with ${steps} steps leaves no denoising step (int(strength * (steps + 1)) must be at least 2): raise the strength or the steps`);
+  };
   if (!['finish', 'img2img'].includes(o.refinerMode)) throw new SamplingOptionError('--refiner-mode', `must be 'finish' (the demo's default: the base stops early) or 'img2img' (the library's refiner on finished latents), got '${o.refinerMode}'`);
+  const baseSteps = steps ?? base.steps ?? 50;
+  if (init) checkKept('--strength', strength, baseSteps);
+  if ((refiner || o.refinerConfig || latent) && !isTurbo) checkKept('--refiner-strength', refinerStrength, refinerSteps ?? baseSteps);
   let watermark: boolean | 'auto';
   if (o.watermark === false || o.watermark === 'off') watermark = false;
   else if (o.watermark === true || o.watermark === 'auto') watermark = 'auto';
@@ -186,6 +199,7 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
     strength,
     latent,
     refiner,
+    refinerConfig: o.refinerConfig ?? null,
     refinerStrength,
     refinerSteps,
     watermark,
@@ -322,7 +336,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
   } else if (p.init) {
     mode = 'img2img';
     result = await pipe.imageToImage(p.params, p.init, p.prompt, p.negativePrompt, p.n, p.strength, { generator, onProgress: bar.onProgress, valueDict });
-  } else if (p.refiner && o.refinerMode === 'finish') {
+  } else if ((p.refiner || p.refinerConfig) && o.refinerMode === 'finish') {
     mode = 'txt2img+refiner';
     result = await pipe.textToImageForRefiner(p.params, p.prompt, p.negativePrompt, p.n, p.refinerStrength, { generator, onProgress: bar.onProgress });
   } else {
@@ -333,9 +347,9 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
 
   let model = p.preset?.name ?? o.config!;
   let modelPath = pipe.ckptPath;
-  if (p.refiner) {
+  if (p.refiner || p.refinerConfig) {
     // The refiner continues the same run (one seed, the RNG continuing) on the base's latents.
-    const refPipe = load(o, p.refiner, o.refinerCkpt, undefined);
+    const refPipe = load(o, p.refiner, o.refinerCkpt, p.refinerConfig ?? undefined);
     const rbar = stepBar('refining');
     const rp = { ...p.params, ...(p.refinerSteps ? { steps: p.refinerSteps } : {}) };
     result = await refPipe.refiner(rp, result.samplesZ, p.prompt, p.preset?.is_legacy ? p.negativePrompt : '', p.n, {
@@ -345,7 +359,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
       onProgress: rbar.onProgress,
     });
     rbar.done();
-    model = `${model} + ${p.refiner.name}`;
+    model = `${model} + ${p.refiner?.name ?? p.refinerConfig}`;
     modelPath = refPipe.ckptPath;
   }
 
@@ -379,7 +393,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
     ...(modelPath ? { checkpoint: modelPath } : {}),
     ...(p.init ? { strength: String(p.strength) } : {}),
     ...(p.cls !== null ? { class: String(p.cls[i]), ...(p.preset?.classes ? { class_name: p.preset.classes[p.cls[i]!]! } : {}) } : {}),
-    ...(p.refiner ? { refiner_strength: String(p.refinerStrength), refiner_mode: o.refinerMode } : {}),
+    ...(p.refiner || p.refinerConfig ? { refiner_strength: String(p.refinerStrength), refiner_mode: o.refinerMode } : {}),
   });
   const saved = await saveSamples((await s.data()) as Float32Array, { n, h, w, outDir: o.out, watermark: p.watermark, metadata: meta, grid: o.grid ?? false, onWarning: (m) => err(`sgm: ${m}\n`) });
   for (const f of saved.files) out(`${f}\n`);
@@ -409,6 +423,7 @@ export function registerSample(cmd: Command, out: (s: string) => void): void {
     .option('--init-image <file>', 'image-to-image: start from this image (cut down to multiples of 64)')
     .option('--strength <x>', 'image-to-image: how much to change the image, 0-1', '0.75')
     .option('--refiner <preset>', 'refine with an SDXL refiner after the base (one run, one seed)')
+    .option('--refiner-config <file>', 'a refiner given by its config (with --refiner-ckpt) instead of a preset')
     .option('--refiner-ckpt <file>', "the refiner's checkpoint (default: <model-dir>/<its file name>)")
     .option('--refiner-strength <x>', 'share of the noise schedule the refiner does (default 0.15)')
     .option('--refiner-steps <n>', "the refiner's steps (default: --steps)")

@@ -117,7 +117,9 @@ test('sgm sample: a 256x256 image carries the watermark by default, not with --n
   assert.ok(ref > watermarkVerdict(plainBits).numMatched, 'the watermarked file matches more watermark bits');
 });
 
-test('sgm sample: img2img from an image file, a tiny SD 2.1-like model, latent save and refine-from-latent errors', { skip }, async () => {
+let savedLatent = '';
+
+test('sgm sample: img2img from an image file, a tiny SD 2.1-like model, latent save', { skip }, async () => {
   writeCheckpoint(sd21Cfg, sd21Ckpt);
   const init = join(work, 'init.png');
   const px = Buffer.alloc(70 * 66 * 3);
@@ -134,6 +136,31 @@ test('sgm sample: img2img from an image file, a tiny SD 2.1-like model, latent s
   const f = SafetensorsFile.open(latent);
   assert.deepEqual(f.info('samples_z').shape, [1, 4, 8, 8]);
   f.close();
+  savedLatent = latent;
+});
+
+test('sgm sample: SDXL-like base + refiner in one run (the demo\'s finish-denoising flow), from configs', { skip }, async () => {
+  const refCfg = join(data, 'tiny_refiner.yaml');
+  const refCkpt = join(work, 'tiny_refiner.safetensors');
+  writeCheckpoint(refCfg, refCkpt);
+  const out = join(work, 'refined');
+  const args = [...base(out), '--steps', '5', '--width', '64', '--height', '64', '--refiner-config', refCfg, '--refiner-ckpt', refCkpt, '--refiner-strength', '0.4'];
+  const r = await run(args);
+  assert.equal(r.code, 0, r.stderr);
+  const meta = await readPngText(r.stdout[0]!);
+  assert.equal(meta.model, `${sdxlCfg} + ${refCfg}`);
+  assert.equal(meta.refiner_mode, 'finish');
+  assert.equal(meta.refiner_strength, '0.4');
+  const r2 = await run([...args, '--refiner-mode', 'img2img']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.notDeepEqual((await readImageRgb(r2.stdout[0]!)).data, (await readImageRgb(r.stdout[0]!)).data, 'the two refiner modes differ');
+  // A latent saved by an earlier run, refined on its own (the library's refiner on finished latents).
+  assert.ok(savedLatent, 'the img2img test saved a latent');
+  const r3 = await run(['sample', '--config', refCfg, '--ckpt', refCkpt, '--vocab', vocab, '--out', out, '--no-hash', '--latent', savedLatent, '--refiner-strength', '0.5', '--steps', '4', '--prompt', 'a cat']);
+  assert.equal(r3.code, 0, r3.stderr);
+  const m3 = await readPngText(r3.stdout[0]!);
+  assert.equal(m3.mode, 'refine-latent');
+  assert.deepEqual([(await readImageRgb(r3.stdout[0]!)).width, (await readImageRgb(r3.stdout[0]!)).height], [64, 64]);
 });
 
 test('sgm sample: bad options fail before any model loads, with a message naming the option', async () => {
@@ -147,6 +174,8 @@ test('sgm sample: bad options fail before any model loads, with a message naming
     [['--strength', '1.5'], /--strength: must be a number in \[0, 1\]/],
     [['--watermark', 'on', '--width', '64', '--height', '64'], /too small for the invisible watermark/],
     [['--device', 'gpu'], /--device: unknown device 'gpu'/],
+    [['--init-image', join(data, 'tiny_archs.json'), '--strength', '0.2', '--steps', '4'], /cannot read image/],
+    [['--refiner-config', sdxlCfg, '--refiner-ckpt', sdxlCkpt, '--refiner-strength', '0.2', '--steps', '4'], /--refiner-strength: strength 0.2 with 4 steps leaves no denoising step/],
   ];
   for (const [extra, re] of cases) {
     const r = await run([...base(out), ...extra]);

@@ -310,7 +310,9 @@ export class BaseDiffusionSampler {
   }
 
   protected loopFromSigmas(x: Tensor, sigmas: Float32Array, cond: Cond, uc: Cond): SamplingLoop {
-    if (sigmas.length < 2) throw new Error(`${this.name}: the discretization returned ${sigmas.length} sigma(s); sampling needs at least 2`);
+    // One sigma means no step (e.g. an img2img strength too small for the step count): the
+    // reference's loop runs zero times and returns the scaled input; so does runLoop.
+    if (sigmas.length < 1) throw new Error(`${this.name}: the discretization returned no sigmas`);
     const s0 = sigmas[0]!;
     // x *= torch.sqrt(1.0 + sigmas[0] ** 2.0), in float32.
     const scale = f(Math.sqrt(f(1 + f(s0 * s0))));
@@ -340,6 +342,7 @@ export class BaseDiffusionSampler {
     if (x0.dtype !== 'float32') {
       throw new TypeError(`${this.name}.sample: x must be float32 (the samplers compute in float32, like the reference), got ${x0.dtype}`);
     }
+    if (loop.numSigmas < 2) return T.constant(await x0.data(), x0.shape, 'float32');
     const gen = opts.generator ?? T.defaultGenerator;
     const state: LoopState = {
       denoiser,
