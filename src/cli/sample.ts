@@ -51,7 +51,17 @@ export interface SampleCliOptions {
   steps?: string;
   sampler?: string;
   discretization?: string;
+  guider?: string;
   scale?: string;
+  sChurn?: string;
+  sTmin?: string;
+  sTmax?: string;
+  sNoise?: string;
+  eta?: string;
+  order?: string;
+  sigmaMin?: string;
+  sigmaMax?: string;
+  rho?: string;
   seed?: string;
   width?: string;
   height?: string;
@@ -139,7 +149,21 @@ async function plan(o: SampleCliOptions): Promise<Plan> {
     ...(o.sampler !== undefined ? { sampler: samplerName(o.sampler)! } : {}),
     ...(o.discretization !== undefined ? { discretization: o.discretization as SamplingParams['discretization'] } : {}),
     ...(o.scale !== undefined ? { scale: num('scale', o.scale)! } : {}),
+    ...(o.guider !== undefined ? { guider: o.guider as SamplingParams['guider'] } : {}),
   };
+  // The samplers' and discretizations' own parameters (api.py's SamplingParams fields).
+  const extras: Array<[keyof SamplingParams, string, string | undefined, (n: number) => boolean, string]> = [
+    ['s_churn', 's-churn', o.sChurn, (v) => v >= 0, 'a number >= 0'],
+    ['s_tmin', 's-tmin', o.sTmin, (v) => v >= 0, 'a number >= 0'],
+    ['s_tmax', 's-tmax', o.sTmax, (v) => v >= 0, 'a number >= 0'],
+    ['s_noise', 's-noise', o.sNoise, (v) => v >= 0, 'a number >= 0'],
+    ['eta', 'eta', o.eta, (v) => v >= 0, 'a number >= 0'],
+    ['sigma_min', 'sigma-min', o.sigmaMin, (v) => v > 0, 'a number > 0'],
+    ['sigma_max', 'sigma-max', o.sigmaMax, (v) => v > 0, 'a number > 0'],
+    ['rho', 'rho', o.rho, (v) => v > 0, 'a number > 0'],
+  ];
+  for (const [key, flag, v, ok, what] of extras) if (v !== undefined) (params as Record<string, unknown>)[key] = num(flag, v, ok, what);
+  if (o.order !== undefined) params.order = int('order', o.order, 1);
   if (!preset && F === 1 && (o.width === undefined || o.height === undefined)) {
     throw new SamplingOptionError(o.width === undefined ? '--width' : '--height', 'this model works on pixels (no autoencoder): give the image size it was trained on with --width and --height');
   }
@@ -386,6 +410,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
     sampler: mode === 'turbo' ? 'SubstepSampler (EulerAncestral, numpy noise)' : pr.sampler,
     steps: String(mode === 'turbo' ? p.turboSteps : pr.steps),
     scale: mode === 'turbo' ? 'none (no CFG)' : String(pr.scale),
+    ...(mode === 'turbo' ? {} : { discretization: pr.discretization, guider: pr.guider }),
     width: String(w),
     height: String(h),
     model,
@@ -415,6 +440,16 @@ export function registerSample(cmd: Command, out: (s: string) => void): void {
     .option('--steps <n>', 'sampling steps (default: the preset\'s; Turbo: 1-4)')
     .option('--sampler <name>', `sampler: ${SAMPLER_NAMES.join(', ')} (or euler, heun, euler_a, dpmpp2s_a, dpmpp2m, lms)`)
     .option('--discretization <name>', 'LegacyDDPMDiscretization (default) or EDMDiscretization')
+    .option('--guider <name>', 'VanillaCFG (classifier-free guidance, default) or IdentityGuider (none)')
+    .option('--s-churn <x>', 'EDM samplers: stochasticity (default 0)')
+    .option('--s-tmin <x>', 'EDM samplers: churn from this sigma (default 0)')
+    .option('--s-tmax <x>', 'EDM samplers: churn up to this sigma (default 999)')
+    .option('--s-noise <x>', 'EDM and ancestral samplers: noise scale (default 1)')
+    .option('--eta <x>', 'ancestral samplers: eta (default 1)')
+    .option('--order <n>', 'LinearMultistepSampler: order (default 4)')
+    .option('--sigma-min <x>', 'EDMDiscretization: sigma_min (default 0.0292)')
+    .option('--sigma-max <x>', 'EDMDiscretization: sigma_max (default 14.6146)')
+    .option('--rho <x>', 'EDMDiscretization: rho (default 3)')
     .option('--scale <x>', 'classifier-free guidance scale (default: the preset\'s)')
     .option('--seed <n>', 'random seed: the same seed and settings give the same image (default: the preset\'s)')
     .option('--width <px>', 'image width, a multiple of the model\'s size step (8 for the latent models, more with a deep UNet; default: the preset\'s)')

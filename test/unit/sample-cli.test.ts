@@ -65,7 +65,7 @@ const base = (out: string): string[] => ['sample', '--config', sdxlCfg, '--ckpt'
 test('sgm sample: txt2img on a tiny SDXL-like checkpoint writes PNGs with metadata; the seed decides the image', { skip }, async () => {
   writeCheckpoint(sdxlCfg, sdxlCkpt);
   const out = join(work, 'txt2img');
-  const args = [...base(out), '--prompt', 'a red fox', '--negative-prompt', 'blurry', '--steps', '3', '--sampler', 'euler', '--scale', '5', '--seed', '7', '--width', '64', '--height', '32', '--n-samples', '2', '--grid'];
+  const args = [...base(out), '--prompt', 'a red fox', '--negative-prompt', 'blurry', '--steps', '3', '--sampler', 'euler', '--scale', '5', '--seed', '7', '--discretization', 'EDMDiscretization', '--sigma-max', '10', '--s-churn', '0.5', '--width', '64', '--height', '32', '--n-samples', '2', '--grid'];
   const r1 = await run(args);
   assert.equal(r1.code, 0, r1.stderr);
   assert.equal(r1.stdout.length, 3, 'two samples and a grid');
@@ -79,6 +79,8 @@ test('sgm sample: txt2img on a tiny SDXL-like checkpoint writes PNGs with metada
   assert.equal(meta.sampler, 'EulerEDMSampler');
   assert.equal(meta.steps, '3');
   assert.equal(meta.scale, '5');
+  assert.equal(meta.discretization, 'EDMDiscretization');
+  assert.equal(meta.guider, 'VanillaCFG');
   assert.equal(meta.width, '64');
   assert.equal(meta.height, '32');
   assert.equal(meta.model, sdxlCfg);
@@ -174,6 +176,8 @@ test('sgm sample: bad options fail before any model loads, with a message naming
     [['--strength', '1.5'], /--strength: must be a number in \[0, 1\]/],
     [['--watermark', 'on', '--width', '64', '--height', '64'], /too small for the invisible watermark/],
     [['--device', 'gpu'], /--device: unknown device 'gpu'/],
+    [['--guider', 'CFG'], /guider: unknown guider 'CFG'/],
+    [['--eta', '-1'], /--eta: must be a number >= 0/],
     [['--init-image', join(data, 'tiny_archs.json'), '--strength', '0.2', '--steps', '4'], /cannot read image/],
     [['--refiner-config', sdxlCfg, '--refiner-ckpt', sdxlCkpt, '--refiner-strength', '0.2', '--steps', '4'], /--refiner-strength: strength 0.2 with 4 steps leaves no denoising step/],
   ];
