@@ -314,6 +314,14 @@ function load(o: SampleCliOptions, preset: Preset | null, ckpt: string | undefin
   }
 }
 
+/** (N, 1, H, W) -> (N, 3, H, W) by repeating the channel; other channel counts are an error. */
+function grayToRgb(x: Float32Array, n: number, c: number, hw: number): Float32Array {
+  if (c !== 1) throw new SamplingOptionError('--config', `the model makes ${c}-channel images; only 1 (grayscale) or 3 (RGB) channels can be saved as PNG`);
+  const out = new Float32Array(n * 3 * hw);
+  for (let b = 0; b < n; b++) for (let k = 0; k < 3; k++) out.set(x.subarray(b * hw, (b + 1) * hw), (b * 3 + k) * hw);
+  return out;
+}
+
 /** The checkpoint's SHA-256 (cached by path, size and mtime, so only a new file is read in full). */
 async function hashWithProgress(path: string): Promise<string> {
   let bar: ReturnType<typeof createProgress> | null = null;
@@ -399,7 +407,7 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
 
   const hash = o.hash && modelPath ? await hashWithProgress(modelPath) : null;
   const s = result.samples;
-  const [n, , h, w] = s.shape as [number, number, number, number];
+  const [n, c, h, w] = s.shape as [number, number, number, number];
   const pr = { ...pipe.defaults(), ...p.params };
   const meta = (i: number): Record<string, string> => ({
     prompt: p.prompt,
@@ -420,7 +428,9 @@ export async function runSample(o: SampleCliOptions, out: (s: string) => void): 
     ...(p.cls !== null ? { class: String(p.cls[i]), ...(p.preset?.classes ? { class_name: p.preset.classes[p.cls[i]!]! } : {}) } : {}),
     ...(p.refiner || p.refinerConfig ? { refiner_strength: String(p.refinerStrength), refiner_mode: o.refinerMode } : {}),
   });
-  const saved = await saveSamples((await s.data()) as Float32Array, { n, h, w, outDir: o.out, watermark: p.watermark, metadata: meta, grid: o.grid ?? false, onWarning: (m) => err(`sgm: ${m}\n`) });
+  // Grayscale models (the toy ones) are saved as RGB with equal channels.
+  const pixels = c === 3 ? ((await s.data()) as Float32Array) : grayToRgb((await s.data()) as Float32Array, n, c, h * w);
+  const saved = await saveSamples(pixels, { n, h, w, outDir: o.out, watermark: p.watermark, metadata: meta, grid: o.grid ?? false, onWarning: (m) => err(`sgm: ${m}\n`) });
   for (const f of saved.files) out(`${f}\n`);
   if (saved.grid) out(`${saved.grid}\n`);
 }

@@ -98,7 +98,7 @@ export function guiderConfig(p: SamplingParams): Record<string, unknown> {
 
 /** The sampler for the params (api.py get_sampler_config, with the demos' guider). */
 export function getSampler(params: Partial<SamplingParams>): BaseDiffusionSampler {
-  const p = checkSamplingParams(params);
+  const p = checkSamplingParams(params, DEFAULT_SAMPLING_PARAMS, 1); // sizes are the caller's to check (they depend on the model)
   const common = { num_steps: p.steps, discretization_config: discretizationConfig(p), guider_config: guiderConfig(p), verbose: false };
   const extra: Record<string, Record<string, unknown>> = {
     EulerEDMSampler: { s_churn: p.s_churn, s_tmin: p.s_tmin, s_tmax: p.s_tmax, s_noise: p.s_noise },

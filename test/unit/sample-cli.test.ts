@@ -212,3 +212,25 @@ test('checkpoint errors: truncated file, misshaped and missing keys name the fil
   assert.throws(() => loadModelFromConfig(cfg, join(work, 'model.ckpt'), { verbose: false }), /not found/);
   assert.ok(readdirSync(work).length > 0);
 });
+
+test("the README's main command: the bundled toy-fashion-mnist model samples a grid of the requested class", async () => {
+  const out = join(work, 'toy');
+  const r = await run(['sample', '--preset', 'toy-fashion-mnist', '--class', '7', '--n-samples', '16', '--grid', '--steps', '10', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.length, 17, '16 samples and the grid');
+  const meta = await readPngText(r.stdout[0]!);
+  assert.equal(meta.class, '7');
+  assert.equal(meta.class_name, 'Sneaker');
+  assert.equal(meta.model, 'toy-fashion-mnist');
+  assert.match(meta.model_hash!, /^sha256:[0-9a-f]{64}$/);
+  const img = await readImageRgb(r.stdout[0]!);
+  assert.deepEqual([img.width, img.height], [28, 28]);
+  const grid = await sharp(r.stdout[16]!).metadata();
+  assert.deepEqual([grid.width, grid.height], [2 + 4 * 30, 2 + 4 * 30], '4x4 grid of 28x28 tiles, padding 2');
+  // Not a blank or saturated image: a garment on a dark background.
+  const mean = img.data.reduce((a, v) => a + v, 0) / img.data.length;
+  assert.ok(mean > 10 && mean < 200, `mean pixel ${mean}`);
+  const missing = await run(['sample', '--preset', 'toy-fashion-mnist', '--out', out]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /class-conditional: give --class N \(0 T-shirt\/top, 1 Trouser/);
+});
