@@ -335,6 +335,9 @@ async function hashWithProgress(path: string): Promise<string> {
 
 function stepBar(label: string): { onProgress: (step: number, total: number, sigma: number) => void; done: () => void } {
   let bar: ReturnType<typeof createProgress> | null = null;
+  // The first step also builds the graphs and reads the weights into ONNX Runtime (a minute for
+  // SDXL on a small CPU): say so, so that a silent first step is not taken for a hang.
+  process.stderr.write(`${label}: preparing (the first step compiles the model and reads its weights)\n`);
   return {
     onProgress: (step, total, sigma) => {
       bar ??= createProgress({ label, total, unit: 'steps' });

@@ -153,7 +153,9 @@ export function createProgress(options: ProgressOptions): Progress {
       stream.write(`\r${ttyLine(word, detail)}\x1b[K\n`);
     } else {
       const { counts, rate } = status(elapsedS);
-      stream.write(`${label}: ${word}, ${counts} in ${formatDuration(elapsedS)}${rate ? ` (${rate})` : ''}${detail ? ` ${detail}` : ''}\n`);
+      // Work without units (total unknown and nothing counted) reports just its time.
+      const what = total === undefined && value === 0 ? '' : `, ${counts}`;
+      stream.write(`${label}: ${word}${what} in ${formatDuration(elapsedS)}${rate && what ? ` (${rate})` : ''}${detail ? ` ${detail}` : ''}\n`);
     }
   }
 
