@@ -147,35 +147,23 @@ export async function doSample(
   F: number,
   opts: DoSampleOptions = {},
 ): Promise<SampleResult> {
-  // with model.ema_scope(): an engine that keeps an EMA samples with the EMA weights.
-  return model.ema_scope(() => doSampleInner(model, sampler, valueDict, numSamples, H, W, C, F, opts));
-}
-
-async function doSampleInner(
-  model: DiffusionEngine,
-  sampler: BaseDiffusionSampler,
-  valueDict: ValueDict,
-  numSamples: number,
-  H: number,
-  W: number,
-  C: number,
-  F: number,
-  opts: DoSampleOptions = {},
-): Promise<SampleResult> {
   checkSize(H, W, F);
-  const [batch, batchUc] = getBatch(getUniqueEmbedderKeysFromConditioner(model), valueDict, [numSamples]);
-  const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
-  sliceCond(c, numSamples, (k) => k === 'crossattn');
-  sliceCond(uc, numSamples, (k) => k === 'crossattn');
-  await model.evaluateConditionings(c, uc);
-  const extra: Record<string, unknown> = {};
-  for (const k of opts.batch2modelInput ?? []) extra[k] = batch[k];
-  const shape = [numSamples, C, Math.floor(H / F), Math.floor(W / F)];
-  const gen = opts.generator ?? T.defaultGenerator;
-  const randn = opts.randn ?? gen.randnData(shape, 'float32');
-  const x = T.constant(randn, shape, 'float32');
-  const samplesZ = await sampler.sample(model.denoiserFn(extra), x, c, uc, runOpts(opts, gen));
-  return { samplesZ, ...(await decode(model, samplesZ)), c, uc };
+  // with model.ema_scope(): an engine that keeps an EMA samples with the EMA weights.
+  return model.ema_scope(async () => {
+    const [batch, batchUc] = getBatch(getUniqueEmbedderKeysFromConditioner(model), valueDict, [numSamples]);
+    const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
+    sliceCond(c, numSamples, (k) => k === 'crossattn');
+    sliceCond(uc, numSamples, (k) => k === 'crossattn');
+    await model.evaluateConditionings(c, uc);
+    const extra: Record<string, unknown> = {};
+    for (const k of opts.batch2modelInput ?? []) extra[k] = batch[k];
+    const shape = [numSamples, C, Math.floor(H / F), Math.floor(W / F)];
+    const gen = opts.generator ?? T.defaultGenerator;
+    const randn = opts.randn ?? gen.randnData(shape, 'float32');
+    const x = T.constant(randn, shape, 'float32');
+    const samplesZ = await sampler.sample(model.denoiserFn(extra), x, c, uc, runOpts(opts, gen));
+    return { samplesZ, ...(await decode(model, samplesZ)), c, uc };
+  });
 }
 
 function runOpts(opts: SamplingRunOptions, gen: Generator): SampleOptions {
@@ -222,41 +210,32 @@ export async function doImg2Img(
   numSamples: number,
   opts: DoImg2ImgOptions = {},
 ): Promise<SampleResult & { z: Tensor; noisedZ: Tensor; sigmas: Float32Array }> {
-  return model.ema_scope(() => doImg2ImgInner(img, model, sampler, valueDict, numSamples, opts));
-}
-
-async function doImg2ImgInner(
-  img: Tensor,
-  model: DiffusionEngine,
-  sampler: BaseDiffusionSampler,
-  valueDict: ValueDict,
-  numSamples: number,
-  opts: DoImg2ImgOptions,
-): Promise<SampleResult & { z: Tensor; noisedZ: Tensor; sigmas: Float32Array }> {
-  const [batch, batchUc] = getBatch(getUniqueEmbedderKeysFromConditioner(model), valueDict, [numSamples]);
-  const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
-  sliceCond(c, numSamples, () => false);
-  sliceCond(uc, numSamples, () => false);
-  for (const [k, v] of Object.entries(opts.additionalKwargs ?? {})) c[k] = uc[k] = v;
-  await model.evaluateConditionings(c, uc);
-  const gen = opts.generator ?? T.defaultGenerator;
-  const z = opts.skipEncode ? img : await model.encodeFirstStageEval(img, { generator: gen });
-  const zData = (await z.data()) as Float32Array;
-  let noise: Float32Array = gen.randnData(z.shape, 'float32');
-  const sigmas = sampler.getSigmas();
-  const sigma = sigmas[0]!;
-  const offset = opts.offsetNoiseLevel ?? 0;
-  if (offset > 0) {
-    const b = z.shape[0]!;
-    const per = z.size / b;
-    const o = gen.randnData([b], 'float32');
-    const off = f(offset);
-    noise = noise.map((v, i) => f(v + f(off * o[Math.floor(i / per)]!)));
-  }
-  const noised = noiseLatent(zData, (opts.addNoise ?? true) ? noise : null, sigma);
-  const noisedZ = T.constant(noised, z.shape, 'float32');
-  const samplesZ = await sampler.sample(model.denoiserFn(), noisedZ, c, uc, runOpts(opts, gen));
-  return { samplesZ, ...(await decode(model, samplesZ)), c, uc, z, noisedZ, sigmas };
+  return model.ema_scope(async () => {
+    const [batch, batchUc] = getBatch(getUniqueEmbedderKeysFromConditioner(model), valueDict, [numSamples]);
+    const [c, uc] = model.conditioner.get_unconditional_conditioning(batch, batchUc, opts.forceUcZeroEmbeddings ?? []);
+    sliceCond(c, numSamples, () => false);
+    sliceCond(uc, numSamples, () => false);
+    for (const [k, v] of Object.entries(opts.additionalKwargs ?? {})) c[k] = uc[k] = v;
+    await model.evaluateConditionings(c, uc);
+    const gen = opts.generator ?? T.defaultGenerator;
+    const z = opts.skipEncode ? img : await model.encodeFirstStageEval(img, { generator: gen });
+    const zData = (await z.data()) as Float32Array;
+    let noise: Float32Array = gen.randnData(z.shape, 'float32');
+    const sigmas = sampler.getSigmas();
+    const sigma = sigmas[0]!;
+    const offset = opts.offsetNoiseLevel ?? 0;
+    if (offset > 0) {
+      const b = z.shape[0]!;
+      const per = z.size / b;
+      const o = gen.randnData([b], 'float32');
+      const off = f(offset);
+      noise = noise.map((v, i) => f(v + f(off * o[Math.floor(i / per)]!)));
+    }
+    const noised = noiseLatent(zData, (opts.addNoise ?? true) ? noise : null, sigma);
+    const noisedZ = T.constant(noised, z.shape, 'float32');
+    const samplesZ = await sampler.sample(model.denoiserFn(), noisedZ, c, uc, runOpts(opts, gen));
+    return { samplesZ, ...(await decode(model, samplesZ)), c, uc, z, noisedZ, sigmas };
+  });
 }
 
 export interface TurboSampleOptions extends Omit<SamplingRunOptions, 'noise' | 'generator'> {
