@@ -34,6 +34,18 @@ function listOf<X>(ctx: InstantiateContext, p: Record<string, unknown>, name: st
   return v.map((c, i) => ctx.instantiate<X>(c, `${paramPath(ctx, name)}.${i}`));
 }
 
+/** The params the map-style loaders share (COMMON plus data_dir), as constructor options. */
+function loaderOptions(p: Record<string, unknown>) {
+  return {
+    batch_size: p.batch_size as number,
+    num_workers: p.num_workers as number,
+    shuffle: p.shuffle as boolean,
+    seed: nonNull<number>(p, 'seed'),
+    limit: nonNull<number>(p, 'limit'),
+    data_dir: nonNull<string>(p, 'data_dir'),
+  };
+}
+
 export const DATA_TARGETS: readonly TargetDef[] = [
   {
     target: 'sgm.data.mnist.MNISTLoader',
@@ -44,15 +56,7 @@ export const DATA_TARGETS: readonly TargetDef[] = [
     },
     create: (p, ctx) =>
       atPath(ctx, 'sgm.data.mnist.MNISTLoader', () =>
-        new MNISTLoader({
-          batch_size: p.batch_size as number,
-          num_workers: p.num_workers as number,
-          prefetch_factor: p.prefetch_factor as number,
-          shuffle: p.shuffle as boolean,
-          seed: nonNull<number>(p, 'seed'),
-          limit: nonNull<number>(p, 'limit'),
-          data_dir: nonNull<string>(p, 'data_dir'),
-        }),
+        new MNISTLoader({ ...loaderOptions(p), prefetch_factor: p.prefetch_factor as number }),
       ),
   },
   {
@@ -63,14 +67,7 @@ export const DATA_TARGETS: readonly TargetDef[] = [
     },
     create: (p, ctx) =>
       atPath(ctx, 'sgm.data.cifar10.CIFAR10Loader', () =>
-        new CIFAR10Loader({
-          batch_size: p.batch_size as number,
-          num_workers: p.num_workers as number,
-          shuffle: p.shuffle as boolean,
-          seed: nonNull<number>(p, 'seed'),
-          limit: nonNull<number>(p, 'limit'),
-          data_dir: nonNull<string>(p, 'data_dir'),
-        }),
+        new CIFAR10Loader(loaderOptions(p)),
       ),
   },
   {
